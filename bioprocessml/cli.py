@@ -1,0 +1,166 @@
+"""The `bioprocessml` command: a thin door onto the same functions the flows call.
+
+User mistakes (bad spec, missing file, wrong option) end in one red line and a non-zero exit,
+never a traceback. Heavy libraries are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bioprocessml.errors import BioprocessMLError
+from bioprocessml.settings import Settings, disable_telemetry
+
+if TYPE_CHECKING:
+    from bioprocessml.spec import DatasetSpec
+
+app = typer.Typer(
+    name="bioprocessml",
+    help="Event-driven MLOps for bioprocess (fermentation) batch data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+spec_app = typer.Typer(help="Dataset specs: describe your batch files.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+console = Console()
+err_console = Console(stderr=True)
+
+SpecOption = Annotated[
+    Path | None,
+    typer.Option("--spec", help="Dataset spec YAML (default: settings' spec_path)."),
+]
+
+
+@app.callback()
+def _main() -> None:
+    disable_telemetry()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _load_spec(path: Path | None) -> DatasetSpec:
+    from bioprocessml.spec import load_spec
+
+    return load_spec(path or Settings().spec_path)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write batch CSVs into.")],
+    batches: Annotated[int, typer.Option("--batches", "-n", min=1, help="How many.")] = 20,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="normal | feed-change | raw-material | sensor-drift | stuck-sensor | corrupt",
+        ),
+    ] = "normal",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    start: Annotated[int, typer.Option(min=0, help="Number of the first batch id.")] = 1,
+    interval_min: Annotated[float, typer.Option(min=0.5, help="Online sampling [min].")] = 5.0,
+    duration_h: Annotated[float, typer.Option(min=12, help="Batch duration [h].")] = 96.0,
+    spec: SpecOption = None,
+) -> None:
+    """Simulate fed-batch fermentation batches, one CSV per batch, in a dataset spec's format."""
+    from bioprocessml.generate import write_simulated
+    from bioprocessml.simulator import SCENARIOS, SimConfig
+
+    if scenario not in SCENARIOS:
+        raise BioprocessMLError(
+            f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}"
+        )
+    dataset = _load_spec(spec)
+    cfg = SimConfig(duration_h=duration_h, online_interval_min=interval_min)
+    with _progress() as progress:
+        task = progress.add_task(f"simulate {scenario}", total=batches)
+        paths = write_simulated(
+            out, dataset, batches, scenario, seed=seed, start=start, cfg=cfg,
+            on_file=lambda _: progress.advance(task),
+        )  # fmt: skip
+    console.print(f"wrote {len(paths)} batch files to {out}")
+
+
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="Batch CSV files.")],
+    spec: SpecOption = None,
+) -> None:
+    """Load batch files through the dataset spec and summarise them."""
+    from bioprocessml.dataset import BATCH_ID, TIME, load_batch
+
+    dataset = _load_spec(spec)
+    table = Table("file", "batch", "rows", "hours", f"{dataset.target} at end", "missing cells")
+    for path in files:
+        frame = load_batch(path, dataset)
+        target = frame[dataset.target].dropna()
+        online = frame[[v.name for v in dataset.online]]
+        table.add_row(
+            path.name,
+            str(frame[BATCH_ID].iloc[0]),
+            str(len(frame)),
+            f"{frame[TIME].max() - frame[TIME].min():.1f}",
+            f"{target.iloc[-1]:.3g}" if len(target) else "-",
+            f"{online.isna().mean().mean():.1%}",
+        )
+    console.print(table)
+
+
+@spec_app.command("check")
+def spec_check(path: Annotated[Path, typer.Argument(help="Dataset spec YAML.")]) -> None:
+    """Validate a dataset spec and show how its columns map to canonical names and units."""
+    dataset = _load_spec(path)
+    table = Table("name", "column", "unit", "canonical", "range", "kind", title=dataset.name)
+    for kind, variables in (("online", dataset.online), ("offline", dataset.offline)):
+        for var in variables:
+            rng = f"{var.range[0]:g} … {var.range[1]:g}" if var.range else "-"
+            label = f"{kind}/{var.role}" + (" (target)" if var.name == dataset.target else "")
+            table.add_row(var.name, var.column, var.unit, var.canonical_unit, rng, label)
+    console.print(table)
+    console.print(f"[green]ok[/green] {path} (sha256 {dataset.sha256[:12]})")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (from BIOPROCESSML_* variables and .env)."""
+    settings = Settings()
+    console.print_json(settings.model_dump_json())
+    console.print(f"MLflow tracking URI: {settings.tracking_uri}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: <state_dir>/demo).")] = None,
+    batches: Annotated[int, typer.Option(min=2, help="Normal batches.")] = 20,
+) -> None:
+    """Run the demo campaign: what the pipeline can do today, end to end."""
+    from bioprocessml.demo import run_demo
+
+    settings = Settings()
+    run_demo(out or settings.state_dir / "demo", batches, _load_spec(None), console)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except BioprocessMLError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,83 @@
+"""One typed settings object, read from `BIOPROCESSML_*` environment variables (or a `.env` file).
+
+Nothing happens at import: directories are created and telemetry is switched off only when a
+command calls `Settings.prepare()` / `disable_telemetry()`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPEC = PROJECT_ROOT / "data" / "datasets" / "fedbatch.yaml"
+
+# Each tool's own switch, checked in its code at the pinned versions (see ../shared/NOTES.md).
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+}
+
+
+class Thresholds(BaseModel):
+    """Decision thresholds of the pipeline's gates."""
+
+    max_missing_fraction: float = Field(0.05, ge=0, le=1, description="nulls allowed per column")
+    drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted features = drift")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="per-feature test level")
+    retrain_cooldown_batches: int = Field(5, ge=0, description="batches between retrains")
+    challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
+    coverage_bounds: tuple[float, float] = (0.85, 0.99)
+    promotion_confidence: float = Field(0.95, gt=0.5, lt=1)
+    canary_share: float = Field(0.2, gt=0, lt=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BIOPROCESSML_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    state_dir: Path = Field(Path(".bioprocessml"), description="servers' databases, logs, reports")
+    data_dir: Path = Field(Path("data"), description="incoming/, quarantine/, accepted/")
+    spec_path: Path = Field(DEFAULT_SPEC, description="dataset spec YAML of the batch files")
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
+    mlflow_tracking_uri: str | None = Field(None, description="default: SQLite in state_dir")
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(3000, ge=1, le=65535)
+    max_file_mb: float = Field(50.0, gt=0)
+    thresholds: Thresholds = Thresholds()
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.data_dir / "incoming"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def accepted_dir(self) -> Path:
+        return self.data_dir / "accepted"
+
+    def prepare(self) -> Settings:
+        """Create the state and data folders (the only side effect, done on demand)."""
+        for path in (self.state_dir, self.incoming_dir, self.quarantine_dir, self.accepted_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def disable_telemetry() -> None:
+    """Switch every tool's telemetry off unless the user set the variable explicitly."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)

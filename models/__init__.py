@@ -1,0 +1,1 @@
+"""Model code with no Prefect in it: features, PLS, GP, LSTM, registry."""

@@ -1,0 +1,1 @@
+"""Drift and concept-drift logic, prediction log and metrics; generated reports are git-ignored."""

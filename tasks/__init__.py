@@ -1,0 +1,1 @@
+"""Prefect tasks grouped by stage: thin wrappers with retries around plain functions."""

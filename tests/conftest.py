@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests are marked by folder: tests/unit → `unit`, tests/data → `data`, …"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bioprocessml.settings import DEFAULT_SPEC, disable_telemetry
+from bioprocessml.simulator import SimConfig, simulate
+from bioprocessml.spec import DatasetSpec, load_spec
+
+TESTS = Path(__file__).parent
+FOLDER_MARKERS = {"unit", "data", "model", "integration"}
+
+# Small, fast batches for tests: 48 h at 10-minute sampling.
+TINY = SimConfig(duration_h=48.0, online_interval_min=10.0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    disable_telemetry()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(TESTS).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
+
+
+@pytest.fixture(scope="session")
+def spec() -> DatasetSpec:
+    return load_spec(DEFAULT_SPEC)
+
+
+@pytest.fixture(scope="session")
+def plant_spec() -> DatasetSpec:
+    """A second spec: other column names, other units, another CSV dialect, id from file name."""
+    return load_spec(TESTS / "data" / "specs" / "plant_x.yaml")
+
+
+@pytest.fixture(scope="session")
+def normal_batches() -> list[pd.DataFrame]:
+    return simulate(20, "normal", seed=7)

@@ -1,0 +1,79 @@
+"""The real `bioprocessml` entry point, run as a user would: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bioprocessml.settings import DEFAULT_SPEC
+
+CLI = str(Path(sys.executable).parent / "bioprocessml")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
+
+
+def test_simulate_writes_files_with_progress(tmp_path: Path) -> None:
+    result = run(
+        "simulate",
+        "-n",
+        "3",
+        "--scenario",
+        "stuck-sensor",
+        "--out",
+        str(tmp_path),
+        "--duration-h",
+        "24",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 3 batch files" in result.stdout and "3/3" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SS001.csv", "SS002.csv", "SS003.csv"]
+    inspect = run("inspect", *[str(p) for p in sorted(tmp_path.iterdir())])
+    assert inspect.returncode == 0 and "SS003" in inspect.stdout
+
+
+def test_every_command_has_help() -> None:
+    for command in (["--help"], ["simulate", "--help"], ["inspect", "--help"], ["spec", "check", "--help"],
+                    ["config", "--help"], ["demo", "--help"]):  # fmt: skip
+        result = run(*command)
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_spec_check_ok() -> None:
+    result = run("spec", "check", str(DEFAULT_SPEC))
+    assert result.returncode == 0 and "dissolved_oxygen" in result.stdout and "ok" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["spec", "check", "missing.yaml"], "missing.yaml: dataset spec not found"),
+        (["simulate", "--out", "x", "--scenario", "meteor"], "unknown scenario 'meteor'"),
+        (["inspect", "nothing.csv"], "nothing.csv: file not found"),
+        (
+            ["simulate", "--out", "x", "--spec", "bad.yaml"],
+            "bad.yaml: invalid dataset spec: online[0] (temperature).unit",
+        ),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], words: str) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsius")
+    )
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_option_is_a_usage_error() -> None:
+    result = run("simulate", "--out", "x", "--batches", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
