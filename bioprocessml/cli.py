@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 spec_app = typer.Typer(help="Dataset specs: describe your batch files.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
+quarantine_app = typer.Typer(help="Files that failed validation.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -155,6 +157,120 @@ def demo(
 
     settings = Settings()
     run_demo(out or settings.state_dir / "demo", batches, _load_spec(None), console)
+
+
+def _prefect_ready(settings: Settings) -> None:
+    """Point Prefect clients at the configured server and fail early if it is not there."""
+    import os
+    import urllib.request
+    from urllib.error import URLError
+
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    try:
+        urllib.request.urlopen(f"{settings.prefect_api_url}/health", timeout=5).close()
+    except (URLError, OSError):
+        raise BioprocessMLError(
+            f"no Prefect server at {settings.prefect_api_url}: start the stack with `bioprocessml up`"
+        ) from None
+
+
+@app.command()
+def up(
+    watch: Annotated[bool, typer.Option(help="Also start the incoming-folder watcher.")] = True,
+) -> None:
+    """Start the embedded stack: Prefect server (SQLite), deployments, a worker and the watcher."""
+    from bioprocessml.stack import up as start
+
+    settings = Settings()
+    with console.status("starting Prefect server, deploying flows, starting worker…"):
+        start(settings, watch=watch)
+    console.print(f"Prefect UI: {settings.prefect_api_url.removesuffix('/api')}")
+    console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process `bioprocessml up` started for this state folder."""
+    from bioprocessml.stack import down as stop
+
+    stopped = stop(Settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def watch() -> None:
+    """Watch the incoming folder; announce each complete file as `bioprocess.batch.arrived`."""
+    import threading
+
+    from bioprocessml.events import announce_arrival
+    from bioprocessml.watcher import ArrivalWatcher
+
+    settings = Settings().prepare()
+    _prefect_ready(settings)
+
+    def announce(relative: str, sha256: str, size: int) -> None:
+        announce_arrival(relative, sha256, size)
+        console.print(f"arrived: {relative} ({size} bytes)")
+
+    watcher = ArrivalWatcher(settings.incoming_dir, announce, settle=settings.watch_settle_seconds)
+    console.print(f"watching {settings.incoming_dir.resolve()} (Ctrl-C to stop)")
+    stop = threading.Event()
+    try:
+        watcher.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Batch files (copied into incoming/).")],
+) -> None:
+    """Announce files by hand (backfills): copy each into incoming/ and emit its arrival event."""
+    import shutil
+
+    from bioprocessml.events import announce_arrival
+    from bioprocessml.watcher import file_sha256
+
+    settings = Settings().prepare()
+    _prefect_ready(settings)
+    incoming = settings.incoming_dir.resolve()
+    for path in files:
+        if not path.is_file():
+            raise BioprocessMLError(f"{path}: file not found")
+        target = path.resolve()
+        if not target.is_relative_to(incoming):
+            target = incoming / path.name
+            shutil.copyfile(path, target)
+        relative = str(target.relative_to(incoming))
+        announce_arrival(relative, file_sha256(target), target.stat().st_size)
+        console.print(f"announced {relative}")
+
+
+@quarantine_app.command("list")
+def quarantine_list() -> None:
+    """List quarantined files with their first reason."""
+    from bioprocessml.quarantine import list_quarantined
+
+    table = Table("id", "file", "reasons")
+    for item in list_quarantined(Settings().quarantine_dir):
+        table.add_row(item.quarantine_id, item.file, item.reasons[0] if item.reasons else "")
+    console.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: Annotated[str, typer.Argument(help="Id from `list`.")]) -> None:
+    """Show every reason a file was quarantined, and where its bytes and Data Docs are."""
+    from bioprocessml.quarantine import load_quarantined
+
+    settings = Settings()
+    item = load_quarantined(settings.quarantine_dir, quarantine_id)
+    console.print(f"[bold]{item.quarantine_id}[/bold]  {item.file}  sha256 {item.sha256}")
+    for reason in item.reasons:
+        console.print(f"  • {reason}")
+    folder = (settings.quarantine_dir / item.quarantine_id).resolve()
+    console.print(f"original bytes: {folder}")
+    if item.data_docs:
+        console.print(f"Data Docs: {folder / item.data_docs}")
 
 
 def main() -> None:

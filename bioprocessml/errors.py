@@ -11,3 +11,7 @@ class SpecError(BioprocessMLError):
 
 class BatchLoadError(BioprocessMLError):
     """A batch file cannot be read through its dataset spec."""
+
+
+class VersioningError(BioprocessMLError):
+    """The accepted data cannot be versioned, pushed or restored with DVC, or a version is unknown."""

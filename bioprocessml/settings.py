@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     service_host: str = "127.0.0.1"
     service_port: int = Field(3000, ge=1, le=65535)
     max_file_mb: float = Field(50.0, gt=0)
+    dvc_remote: Path | None = Field(
+        None, description="DVC remote folder; default <state_dir>/dvc-remote"
+    )
+    watch_settle_seconds: float = Field(
+        1.0, gt=0, description="a file unchanged this long is complete"
+    )
     thresholds: Thresholds = Thresholds()
 
     @property
@@ -57,6 +63,10 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def dvc_remote_path(self) -> Path:
+        return (self.dvc_remote or self.state_dir / "dvc-remote").resolve()
 
     @property
     def incoming_dir(self) -> Path:

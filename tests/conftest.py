@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,12 @@ TINY = SimConfig(duration_h=48.0, online_interval_min=10.0)
 
 def pytest_configure(config: pytest.Config) -> None:
     disable_telemetry()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dvc_site_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """DVC keeps per-repo state in /var/tmp/dvc by default; keep the tests' in pytest's temp."""
+    os.environ["DVC_SITE_CACHE_DIR"] = str(tmp_path_factory.mktemp("dvc-site"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,178 @@
+"""Start and stop the embedded stack: Prefect server (SQLite), deployments, worker, watcher.
+
+Every process runs in its own session with its log under `<state_dir>/logs/` and its pid under
+`<state_dir>/pids/`, so `bioprocessml down` (and tests) can stop exactly what was started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+from bioprocessml.errors import BioprocessMLError
+from bioprocessml.settings import PROJECT_ROOT, TELEMETRY_OFF, Settings
+
+log = logging.getLogger(__name__)
+BIN = Path(sys.executable).parent
+WORK_POOL = "bioprocessml"
+
+
+class StackError(BioprocessMLError):
+    """A server of the stack did not start or a set-up command failed."""
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """Environment for every process of the stack: one state folder, telemetry off."""
+    state = settings.state_dir.resolve()
+    env = {**os.environ, **TELEMETRY_OFF}
+    env.update(
+        PREFECT_HOME=str(state / "prefect"),
+        DVC_SITE_CACHE_DIR=str(state / "dvc-site"),
+        PREFECT_API_URL=settings.prefect_api_url,
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="5",
+        BIOPROCESSML_STATE_DIR=str(state),
+        BIOPROCESSML_DATA_DIR=str(settings.data_dir.resolve()),
+        BIOPROCESSML_SPEC_PATH=str(settings.spec_path.resolve()),
+        BIOPROCESSML_PREFECT_API_URL=settings.prefect_api_url,
+        BIOPROCESSML_MLFLOW_TRACKING_URI=settings.tracking_uri,
+        BIOPROCESSML_DVC_REMOTE=str(settings.dvc_remote_path),
+        BIOPROCESSML_WATCH_SETTLE_SECONDS=str(settings.watch_settle_seconds),
+        BIOPROCESSML_MAX_FILE_MB=str(settings.max_file_mb),
+    )
+    return env
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.state_dir / "pids" / f"{name}.pid"
+
+
+def start_process(
+    settings: Settings, name: str, args: list[str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    _pid_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            args, cwd=cwd, env=stack_env(settings), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    _pid_file(settings, name).write_text(str(proc.pid))
+    return proc
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with code {proc.returncode}; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (URLError, OSError):
+            pass  # not listening yet
+        time.sleep(0.5)
+    raise StackError(f"{name} did not answer {url} within {timeout:.0f} s; see its log")
+
+
+def run_prefect(settings: Settings, *args: str, cwd: Path = PROJECT_ROOT) -> str:
+    done = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=stack_env(settings),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise StackError(f"prefect {' '.join(args)} failed: {done.stderr.strip() or done.stdout}")
+    return done.stdout
+
+
+def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
+    url = urlparse(settings.prefect_api_url)
+    args = [str(BIN / "prefect"), "server", "start", "--host", url.hostname or "127.0.0.1"]
+    proc = start_process(settings, "prefect-server", [*args, "--port", str(url.port)], PROJECT_ROOT)
+    wait_http(f"{settings.prefect_api_url}/health", proc, timeout, "Prefect server")
+
+
+def deploy_flows(settings: Settings) -> None:
+    """Create the process work pool (idempotent) and the deployments of prefect.yaml."""
+    run_prefect(settings, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+    run_prefect(settings, "deploy", "--all")
+
+
+def start_worker(settings: Settings) -> None:
+    args = [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--limit", "4"]
+    start_process(settings, "prefect-worker", args, PROJECT_ROOT)
+
+
+def start_watcher(settings: Settings) -> None:
+    start_process(settings, "watcher", [str(BIN / "bioprocessml"), "watch"], PROJECT_ROOT)
+
+
+def up(settings: Settings, watch: bool = True) -> None:
+    settings.prepare()
+    start_prefect_server(settings)
+    deploy_flows(settings)
+    start_worker(settings)
+    if watch:
+        start_watcher(settings)
+
+
+STOP_ORDER = ["watcher", "prefect-worker"]  # clients first, servers last
+
+
+def down(settings: Settings, grace: float = 10.0) -> list[str]:
+    """Stop every process this state folder started (whole process groups): SIGINT, as Ctrl-C
+    would, then SIGTERM, then SIGKILL for anything still alive after `grace` seconds."""
+    pid_files = sorted(
+        (settings.state_dir / "pids").glob("*.pid"),
+        key=lambda p: (
+            STOP_ORDER.index(p.stem) if p.stem in STOP_ORDER else len(STOP_ORDER),
+            p.stem,
+        ),
+    )
+    stopped = []
+    for pid_file in pid_files:
+        pid = int(pid_file.read_text())
+        if _signal_group(pid, signal.SIGINT):
+            deadline = time.monotonic() + grace
+            escalated = False
+            while time.monotonic() < deadline and _alive(pid):
+                if not escalated and time.monotonic() > deadline - grace / 2:
+                    escalated = _signal_group(pid, signal.SIGTERM)
+                time.sleep(0.1)
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+            stopped.append(pid_file.stem)
+        pid_file.unlink()
+    return stopped
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall back to probing with signal 0
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -1,0 +1,46 @@
+"""Ingest-stage tasks: thin wrappers with retries around `bioprocessml.ingest`."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from bioprocessml.events import (
+    BATCH_ACCEPTED,
+    BATCH_QUARANTINED,
+    AcceptedPayload,
+    QuarantinedPayload,
+    emit,
+    safe_name,
+)
+from bioprocessml.ingest import IngestResult, ingest_file
+from bioprocessml.settings import Settings
+from bioprocessml.spec import load_spec
+
+
+@task(name="judge-and-file", retries=2, retry_delay_seconds=2)
+def judge_and_file(path: str) -> IngestResult:
+    """Validate the file and file it as accepted or quarantined (idempotent: safe to retry)."""
+    settings = Settings()
+    result = ingest_file(path, settings, load_spec(settings.spec_path))
+    get_run_logger().info("%s → %s %s", path, result.verdict, "; ".join(result.reasons))
+    return result
+
+
+@task(name="announce-verdict", retries=3, retry_delay_seconds=2)
+def announce_verdict(result: IngestResult) -> str | None:
+    """Emit `bioprocess.batch.accepted` or `.quarantined`; duplicates and refusals emit nothing."""
+    if result.verdict == "accepted":
+        assert result.batch_id and result.data_version and result.location
+        payload = AcceptedPayload(
+            batch_id=result.batch_id, sha256=result.sha256, data_version=result.data_version,
+            path=result.location, warnings=result.warnings,
+        )  # fmt: skip
+        return emit(BATCH_ACCEPTED, result.batch_id, payload)
+    if result.verdict == "quarantined":
+        assert result.location
+        quarantined = QuarantinedPayload(
+            quarantine_id=result.location.split("/", 1)[1], file=result.file,
+            sha256=result.sha256, reasons=result.reasons,
+        )  # fmt: skip
+        return emit(BATCH_QUARANTINED, safe_name(result.file), quarantined)
+    return None

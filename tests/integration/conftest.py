@@ -1,0 +1,75 @@
+"""One real stack per test session: Prefect server (SQLite), deployments from prefect.yaml, a
+process worker and the watcher, all on a free port in a temporary state folder."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from bioprocessml.settings import Settings
+from bioprocessml.stack import down, up
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    root = tmp_path_factory.mktemp("stack")
+    settings = Settings(
+        state_dir=root / "state",
+        data_dir=root / "data",
+        prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
+        watch_settle_seconds=0.5,
+    )
+    try:
+        up(settings, watch=True)
+        yield settings
+    finally:
+        down(settings)
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float = 120.0, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def prefect_post(settings: Settings, route: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(f"{settings.prefect_api_url}/{route}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def flow_runs(settings: Settings, deployment: str) -> list[dict[str, Any]]:
+    body = {"deployments": {"name": {"any_": [deployment]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return list(prefect_post(settings, "flow_runs/filter", body))
+
+
+def events(settings: Settings, name: str) -> list[dict[str, Any]]:
+    body = {"filter": {"event": {"name": [name]}, "occurred": {"since": "2000-01-01T00:00:00Z"}}}
+    return list(prefect_post(settings, "events/filter", body)["events"])
+
+
+def drop(source: Path, incoming: Path, name: str | None = None) -> Path:
+    """Copy a file into incoming/ the way a transfer tool would: temporary name, then rename."""
+    target = incoming / (name or source.name)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(source.read_bytes())
+    partial.rename(target)
+    return target
