@@ -10,7 +10,7 @@ UV_FLAGS := --python $(BIN)/python --compile-bytecode $(if $(FIND_LINKS),--find-
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock lint test test-fast demo stop clean
+.PHONY: help setup lock lint test test-fast demo up stop bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,15 @@ test-fast: setup ## Unit and data tests only
 
 demo: setup ## Set up and run the demo campaign
 	$(BIN)/bioprocessml demo
+
+up: setup ## Start Prefect server, deployments, worker and watcher (state in .bioprocessml/)
+	$(BIN)/bioprocessml up
+
+stop: ## Stop everything `make up` / `make demo` started
+	@if [ -x $(BIN)/bioprocessml ]; then $(BIN)/bioprocessml down; fi
+
+bench: setup ## Run the benchmarks; results in benchmarks/results/
+	$(BIN)/python benchmarks/ingest.py
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .bioprocessml

@@ -84,14 +84,20 @@ class Ingestor:
         self.catalogue = Catalogue(self.data_dir / "catalogue.db")
         self.lock = FileLock(str(self.data_dir / ".ingest.lock"))
 
-    def ingest(self, relative: str) -> IngestResult:
-        try:
-            path = resolve_incoming(self.settings.incoming_dir, relative)
-        except PayloadRefused as exc:
-            return self._refuse(relative, str(exc))
+    def ingest(self, relative: str, sha256: str = "") -> IngestResult:
+        """File `relative`; `sha256` (from the event) recognises a repeated event for a file
+        already filed, e.g. announced both by the watcher and by `bioprocessml ingest`."""
         with self.lock:
-            if not path.exists():  # another run filed it while we waited for the lock
-                return self._refuse(relative, f"path {relative!r} was already processed")
+            prior = self.catalogue.processed(sha256) if sha256 else None
+            if prior is not None and not (self.settings.incoming_dir / relative).exists():
+                return IngestResult(
+                    file=relative, verdict="duplicate", sha256=sha256, batch_id=prior.batch_id,
+                    location=prior.location, reasons=[f"repeated event: already {prior.verdict}"],
+                )  # fmt: skip
+            try:
+                path = resolve_incoming(self.settings.incoming_dir, relative)
+            except PayloadRefused as exc:
+                return self._refuse(relative, str(exc))
             data = path.read_bytes()
             digest = sha256_of(data)
             prior = self.catalogue.processed(digest)
@@ -174,5 +180,7 @@ class Ingestor:
         return result
 
 
-def ingest_file(relative: str, settings: Settings, spec: DatasetSpec) -> IngestResult:
-    return Ingestor(settings, spec).ingest(relative)
+def ingest_file(
+    relative: str, settings: Settings, spec: DatasetSpec, sha256: str = ""
+) -> IngestResult:
+    return Ingestor(settings, spec).ingest(relative, sha256)

@@ -14,7 +14,7 @@ def ingest_batch(path: str, sha256: str = "", size: int = 0) -> IngestResult:
     logger = get_run_logger()
     logger.info("arrived: %s (%s bytes, sha256 %s)", path, size, sha256[:12])
     # --- validate, then accept or quarantine ---
-    result = judge_and_file(path)
+    result = judge_and_file(path, sha256)
     # --- announce ---
     announce_verdict(result)
     return result

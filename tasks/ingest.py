@@ -18,10 +18,10 @@ from bioprocessml.spec import load_spec
 
 
 @task(name="judge-and-file", retries=2, retry_delay_seconds=2)
-def judge_and_file(path: str) -> IngestResult:
+def judge_and_file(path: str, sha256: str = "") -> IngestResult:
     """Validate the file and file it as accepted or quarantined (idempotent: safe to retry)."""
     settings = Settings()
-    result = ingest_file(path, settings, load_spec(settings.spec_path))
+    result = ingest_file(path, settings, load_spec(settings.spec_path), sha256)
     get_run_logger().info("%s → %s %s", path, result.verdict, "; ".join(result.reasons))
     return result
 

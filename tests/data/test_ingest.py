@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -75,8 +77,12 @@ def test_good_batch_is_accepted_normalized_and_versioned(settings: Settings, pla
 def test_duplicate_content_is_filed_once_and_id_conflict_quarantined(settings: Settings, spec: DatasetSpec, tmp_path: Path) -> None:
     [first] = write_simulated(tmp_path / "a", spec, 1, "normal", seed=1, cfg=TINY)
     [other] = write_simulated(tmp_path / "b", spec, 1, "normal", seed=2, cfg=TINY)  # also N001
-    assert ingest_file(arrive(settings, first), settings, spec).verdict == "accepted"
+    filed = ingest_file(arrive(settings, first), settings, spec)
+    assert filed.verdict == "accepted"
     accepted = (settings.accepted_dir / "N001.csv").read_bytes()
+    repeated = ingest_file(first.name, settings, spec, sha256=filed.sha256)  # same event twice
+    assert repeated.verdict == "duplicate" and "repeated event" in repeated.reasons[0]
+    assert len(Catalogue(settings.data_dir / "catalogue.db").entries()) == 1
     again = ingest_file(arrive(settings, first, "N001-copy.csv"), settings, spec)
     assert again.verdict == "duplicate" and "already accepted" in again.reasons[0]
     clash = ingest_file(arrive(settings, other, "N001-rerun.csv"), settings, spec)
@@ -109,3 +115,18 @@ def test_size_limit_quarantines_without_reading_further(settings: Settings, spec
     [source] = write_simulated(tmp_path, spec, 1, "normal", seed=5, cfg=TINY)
     result = ingest_file(arrive(small, source), small, spec)
     assert result.verdict == "quarantined" and "over the limit of 10485 bytes" in result.reasons[0]
+
+
+def test_quarantine_cli_lists_and_shows_reasons(settings: Settings, spec: DatasetSpec, tmp_path: Path) -> None:
+    [source] = write_simulated(tmp_path, spec, 1, "corrupt", seed=6, cfg=TINY)  # missing target
+    result = ingest_file(arrive(settings, source), settings, spec)
+    qid = str(result.location).split("/")[1]
+    env = {**os.environ, "BIOPROCESSML_DATA_DIR": str(settings.data_dir), "COLUMNS": "250"}
+    cli = str(Path(sys.executable).parent / "bioprocessml")
+    listed = subprocess.run([cli, "quarantine", "list"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0 and qid in listed.stdout and "titer_gL" in listed.stdout
+    shown = subprocess.run([cli, "quarantine", "show", qid], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and result.reasons[0][:40] in shown.stdout
+    assert str(settings.quarantine_dir.resolve() / qid) in shown.stdout.replace("\n", "")
+    unknown = subprocess.run([cli, "quarantine", "show", "nope"], env=env, capture_output=True, text=True)
+    assert unknown.returncode == 1 and "no quarantined file with id 'nope'" in unknown.stderr

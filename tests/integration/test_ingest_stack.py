@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from bioprocessml.catalogue import Catalogue, Entry
@@ -9,6 +11,7 @@ from bioprocessml.events import BATCH_ACCEPTED, BATCH_ARRIVED, BATCH_QUARANTINED
 from bioprocessml.generate import write_simulated
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
+from bioprocessml.stack import stack_env
 from bioprocessml.versioning import current_version
 from tests.conftest import TINY
 from tests.integration.conftest import drop, events, flow_runs, wait_until
@@ -77,3 +80,16 @@ def test_corrupt_drop_is_quarantined_with_reason(
         ],
         what="the quarantined event",
     )
+
+
+def test_ingest_command_backfills_a_file(
+    stack: Settings, spec: DatasetSpec, tmp_path: Path
+) -> None:
+    source = write_simulated(tmp_path, spec, 1, "raw-material", seed=8, start=970, cfg=TINY)[0]
+    env = {**stack_env(stack), "COLUMNS": "200"}
+    cli = str(Path(sys.executable).parent / "bioprocessml")
+    done = subprocess.run([cli, "ingest", str(source)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and f"announced {source.name}" in done.stdout, done.stderr
+    [entry] = wait_until(lambda: entries_for(stack, source.name), what="the verdict")
+    assert entry.verdict == "accepted" and entry.batch_id == "RM970"
+    assert source.exists(), "the user's original is copied, never moved"
