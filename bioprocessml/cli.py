@@ -246,6 +246,30 @@ def ingest(
         console.print(f"announced {relative}")
 
 
+@app.command()
+def retrain(
+    reason: Annotated[str, typer.Option(help="Recorded on the MLflow run.")] = "manual",
+    data_version: Annotated[
+        str | None, typer.Option(help="DVC md5 of the accepted data (default: current).")
+    ] = None,
+) -> None:
+    """Retrain every candidate on the accepted batches now (the same flow the drift event runs)."""
+    settings = Settings()
+    _prefect_ready(settings)
+    from flows.retrain import retrain as retrain_flow
+
+    table = Table("task", "decision", "candidate", "version", "reason")
+    for outcome in retrain_flow(reason=reason, data_version=data_version):
+        table.add_row(
+            outcome.task,
+            outcome.decision,
+            outcome.candidate,
+            outcome.version or "-",
+            outcome.reason,
+        )
+    console.print(table)
+
+
 @quarantine_app.command("list")
 def quarantine_list() -> None:
     """List quarantined files with their first reason."""

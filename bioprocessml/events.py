@@ -41,6 +41,29 @@ class QuarantinedPayload(BaseModel):
     reasons: list[str]
 
 
+class DriftPayload(BaseModel):
+    """Why retraining is asked for: data drift, concept drift, or bootstrap (no champion yet)."""
+
+    batch_id: str
+    kind: str = Field(description="data | concept | data+concept | bootstrap")
+    reasons: list[str]
+    data_version: str | None = None
+
+
+class ChallengerPayload(BaseModel):
+    task: str
+    model: str = Field(description="registered model name")
+    version: str
+    run_id: str
+    candidate: str
+    reason: str
+    metrics: dict[str, float] = {}
+
+
+def model_resource(name: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"bioprocess.model.{name}", "prefect.resource.name": name}
+
+
 def batch_resource(key: str) -> dict[str, str]:
     """Resource of a batch event: `bioprocess.batch.<key>`, the key being the file stem or id."""
     return {"prefect.resource.id": f"bioprocess.batch.{key}", "prefect.resource.name": key}
@@ -57,11 +80,16 @@ def announce_arrival(relative: str, sha256: str, size: int) -> str | None:
     return emit(BATCH_ARRIVED, safe_name(PurePath(relative).stem), payload)
 
 
-def emit(event: str, key: str, payload: BaseModel) -> str | None:
-    """Emit a chain event to the Prefect API in the environment; returns the event id."""
+def emit(
+    event: str, key: str, payload: BaseModel, resource: dict[str, str] | None = None
+) -> str | None:
+    """Emit a chain event to the Prefect API in the environment; returns the event id.
+    The resource defaults to the batch `key`."""
     from prefect.events import emit_event
 
     sent = emit_event(
-        event=event, resource=batch_resource(key), payload=payload.model_dump(mode="json")
+        event=event,
+        resource=resource or batch_resource(key),
+        payload=payload.model_dump(mode="json"),
     )
     return str(sent.id) if sent is not None else None

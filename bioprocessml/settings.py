@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,17 @@ class Thresholds(BaseModel):
     canary_share: float = Field(0.2, gt=0, lt=1)
 
 
+class Training(BaseModel):
+    """Retraining: which candidates, how batches are held out, how tasks run."""
+
+    candidates: list[Literal["pls", "gp", "lstm"]] = ["pls", "gp", "lstm"]
+    holdout_fraction: float = Field(0.33, gt=0, lt=1, description="newest batches held out")
+    seed: int = 0
+    task_runner: Literal["threads", "dask"] = Field("threads", description="dask: prefect-dask")
+    max_workers: int = Field(2, ge=1, description="candidates trained at once")
+    gp_sparse_threshold: int = Field(2000, ge=100, description="rows above which the GP is sparse")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BIOPROCESSML_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -57,6 +69,8 @@ class Settings(BaseSettings):
         1.0, gt=0, description="a file unchanged this long is complete"
     )
     thresholds: Thresholds = Thresholds()
+    training: Training = Training()
+    experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
 
     @property
     def tracking_uri(self) -> str:

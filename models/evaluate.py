@@ -1,0 +1,60 @@
+"""Batch-wise evaluation: whole batches are held out, never rows of a batch.
+
+Metrics: RMSE, MAE, R², 95 %-interval coverage; for the harvest forecast also the error at
+25/50/75 % of batch time next to the naive forecast (the mean final titer of the training
+batches), because early in a batch the naive forecast is hard to beat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.base import FloatArray, Prediction, Samples, Task
+
+CHECKPOINTS = (0.25, 0.5, 0.75)
+
+
+def split_batches(batch_ids: list[str], holdout_fraction: float) -> tuple[list[str], list[str]]:
+    """Hold out the newest batches (ids given oldest first): a model is judged on what came
+    after what it learned from, as it will be in production."""
+    n_test = max(2, round(len(batch_ids) * holdout_fraction))
+    if len(batch_ids) - n_test < 2:
+        raise ValueError(
+            f"need at least {n_test + 2} batches to train and hold out, got {len(batch_ids)}"
+        )
+    return batch_ids[:-n_test], batch_ids[-n_test:]
+
+
+def rmse(error: FloatArray) -> float:
+    return float(np.sqrt(np.mean(error**2))) if len(error) else float("nan")
+
+
+def score(
+    prediction: Prediction, samples: Samples, task: Task, naive: float | None = None
+) -> dict[str, float]:
+    """Metrics of one model on held-out samples (see module docstring)."""
+    y = samples.targets
+    error = prediction.mean - y
+    covered = (y >= prediction.lower) & (y <= prediction.upper)
+    spread = float(np.sum((y - y.mean()) ** 2))
+    metrics = {
+        "rmse": rmse(error),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1.0 - float(np.sum(error**2)) / spread if spread > 0 else float("nan"),
+        "coverage": float(np.mean(covered)),
+        "interval_width": float(np.mean(prediction.upper - prediction.lower)),
+        "n": float(len(y)),
+    }
+    if task == "harvest":
+        for point in CHECKPOINTS:
+            at = np.isclose(samples.fractions, point)
+            metrics[f"rmse_at_{int(point * 100)}"] = rmse(error[at])
+            if naive is not None:
+                metrics[f"naive_rmse_at_{int(point * 100)}"] = rmse(naive - y[at])
+    return metrics
+
+
+def naive_harvest(train: Samples) -> float:
+    """Mean final titer of the training batches: the forecast every model must beat."""
+    finals = {g: t for g, t in zip(train.groups, train.targets, strict=True)}
+    return float(np.mean(list(finals.values())))

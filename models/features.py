@@ -1,0 +1,127 @@
+"""From batch histories to model inputs, with columns chosen through the dataset spec's roles.
+
+A *history* is a batch's canonical frame up to the prediction time. Tabular models (PLS, GP) see
+one feature vector per history; the LSTM sees the history resampled on a fixed time grid.
+The soft sensor uses online sensors only (the target's own assay would leak); the harvest
+forecast may also use the offline assays measured so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bioprocessml.dataset import BATCH_ID, TIME
+from bioprocessml.spec import DatasetSpec
+from models.base import FloatArray, Samples, Task
+
+HARVEST_FRACTIONS = tuple(np.round(np.arange(0.1, 1.0001, 0.05), 3))
+RECENT_H = 0.5
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The part of a dataset spec a model needs at prediction time (stored with the model)."""
+
+    online: tuple[str, ...]
+    cumulative: tuple[str, ...]  # integrated over time: feeds (volume fed)
+    integrated: tuple[str, ...]  # integrated deviation from start: off-gas (≈ O2 used, CO2 made)
+    offline: tuple[str, ...]
+    target: str
+
+    @classmethod
+    def from_spec(cls, spec: DatasetSpec) -> FeatureSpec:
+        return cls(
+            online=tuple(v.name for v in spec.online),
+            cumulative=tuple(spec.names_with(role="feed")),
+            integrated=tuple(spec.names_with(role="offgas")),
+            offline=tuple(v.name for v in spec.offline),
+            target=spec.target,
+        )
+
+    def names(self, task: Task) -> list[str]:
+        names = ["elapsed_h", *[f"{n}_now" for n in self.online]]
+        names += [f"{n}_cum" for n in self.cumulative] + [f"{n}_int" for n in self.integrated]
+        if task == "harvest":
+            names += [f"{n}_last" for n in self.offline] + [f"{n}_rate" for n in self.offline]
+            names += ["offline_age_h"]
+        return names
+
+
+def _integral(time: FloatArray, values: FloatArray) -> float:
+    ok = ~np.isnan(values)
+    if ok.sum() < 2:
+        return 0.0
+    return float(np.trapezoid(values[ok], time[ok]))
+
+
+def tabular_features(history: pd.DataFrame, fs: FeatureSpec, task: Task) -> FloatArray:
+    """One feature vector for a history (see `FeatureSpec.names` for the order)."""
+    time = history[TIME].to_numpy(dtype=float)
+    now = time[-1]
+    recent = history[time >= now - RECENT_H]
+    row = [now - time[0]]
+    row += [float(recent[n].mean()) if recent[n].notna().any() else np.nan for n in fs.online]
+    row += [_integral(time, history[n].to_numpy(dtype=float)) for n in fs.cumulative]
+    for name in fs.integrated:
+        values = history[name].to_numpy(dtype=float)
+        start = values[~np.isnan(values)][:12].mean() if (~np.isnan(values)).any() else 0.0
+        row.append(abs(_integral(time, values - start)))
+    if task == "harvest":
+        row += offline_features(history, fs)
+    return np.asarray(row, dtype=float)
+
+
+def offline_features(history: pd.DataFrame, fs: FeatureSpec) -> list[float]:
+    """Last assay of each offline variable, its mean rate so far (last value / its elapsed
+    time: robust to how long ago it was sampled), and the age of the newest assay."""
+    time = history[TIME].to_numpy(dtype=float)
+    last, rate = [], []
+    for name in fs.offline:
+        values = history[name].to_numpy(dtype=float)
+        seen = np.flatnonzero(~np.isnan(values))
+        value = float(values[seen[-1]]) if len(seen) else 0.0
+        elapsed = time[seen[-1]] - time[0] if len(seen) else 0.0
+        last.append(value)
+        rate.append(value / elapsed if elapsed > 0 else 0.0)
+    sampled = history[list(fs.offline)].notna().any(axis=1).to_numpy()
+    age = time[-1] - time[sampled][-1] if sampled.any() else time[-1] - time[0]
+    return [*last, *rate, float(age)]
+
+
+def feature_matrix(histories: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> FloatArray:
+    """Stacked feature vectors; missing sensor values are filled with the column mean."""
+    matrix = np.vstack([tabular_features(h, fs, task) for h in histories])
+    if np.isnan(matrix).any():
+        means = np.nanmean(matrix, axis=0)
+        rows, cols = np.nonzero(np.isnan(matrix))
+        matrix[rows, cols] = np.nan_to_num(means[cols])
+    return matrix
+
+
+def make_samples(batches: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> Samples:
+    """Cut each whole batch into training or test samples (never mixing batches)."""
+    histories, targets, groups, times, fractions = [], [], [], [], []
+    for batch in batches:
+        time = batch[TIME].to_numpy(dtype=float)
+        assays = batch[[TIME, fs.target]].dropna()
+        if assays.empty:
+            continue
+        duration = time[-1] - time[0]
+        if task == "soft_sensor":
+            cuts = [(t, y) for t, y in assays.itertuples(index=False) if t > time[0]]
+        else:
+            final = float(assays[fs.target].iloc[-1])
+            cuts = [(time[0] + f * duration, final) for f in HARVEST_FRACTIONS]
+        for cut, target in cuts:
+            histories.append(batch[time <= cut + 1e-9])
+            targets.append(target)
+            groups.append(str(batch[BATCH_ID].iloc[0]))
+            times.append(cut)
+            fractions.append((cut - time[0]) / duration if duration > 0 else 1.0)
+    return Samples(
+        histories, np.asarray(targets, float), np.asarray(groups), np.asarray(times, float),
+        np.asarray(fractions, float),
+    )  # fmt: skip

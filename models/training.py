@@ -1,0 +1,130 @@
+"""Training one candidate and scoring it, or the registered champion, on held-out batches.
+
+Plain functions: the retraining flow wraps them in Prefect tasks, tests call them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bioprocessml.accepted import TrainingData
+from bioprocessml.dataset import BATCH_ID
+from bioprocessml.settings import Settings
+from bioprocessml.spec import DatasetSpec
+from models.base import Candidate, Prediction, Samples, Task
+from models.evaluate import naive_harvest, score, split_batches
+from models.features import FeatureSpec, make_samples
+from models.plots import plot_parity, plot_trajectories
+from models.registry import Lineage, git_commit, load_alias
+
+
+def build_candidate(name: str, task: Task, features: FeatureSpec, settings: Settings) -> Candidate:
+    seed = settings.training.seed
+    if name == "pls":
+        from models.pls import PLSModel
+
+        return PLSModel(task, features)
+    if name == "gp":
+        from models.gp import GPModel
+
+        return GPModel(
+            task, features, seed=seed, sparse_threshold=settings.training.gp_sparse_threshold
+        )
+    if name == "lstm":
+        from models.lstm import LSTMModel
+
+        return LSTMModel(task, features, seed=seed)
+    raise ValueError(f"unknown candidate {name!r}; known: pls, gp, lstm")
+
+
+@dataclass
+class Split:
+    """Training and held-out batches (whole batches) and the lineage of both."""
+
+    train: list[pd.DataFrame]
+    holdout: list[pd.DataFrame]
+    lineage: Lineage
+    features: FeatureSpec
+    samples: dict[str, tuple[Samples, Samples]] = field(default_factory=dict)
+
+    def for_task(self, task: Task) -> tuple[Samples, Samples]:
+        if task not in self.samples:
+            self.samples[task] = (
+                make_samples(self.train, self.features, task),
+                make_samples(self.holdout, self.features, task),
+            )
+        return self.samples[task]
+
+
+def split_data(data: TrainingData, spec: DatasetSpec, settings: Settings) -> Split:
+    train_ids, holdout_ids = split_batches(data.batch_ids, settings.training.holdout_fraction)
+    by_id = dict(zip(data.batch_ids, data.batches, strict=True))
+    lineage = Lineage(
+        data_version=data.data_version, git_commit=git_commit(), spec_sha256=spec.sha256,
+        train_batches=train_ids, holdout_batches=holdout_ids,
+    )  # fmt: skip
+    return Split(
+        [by_id[i] for i in train_ids],
+        [by_id[i] for i in holdout_ids],
+        lineage,
+        FeatureSpec.from_spec(spec),
+    )
+
+
+@dataclass
+class CandidateRun:
+    candidate: Candidate
+    metrics: dict[str, float]
+    plots: list[Path]
+
+
+def evaluate(prediction: Prediction, task: Task, split: Split) -> dict[str, float]:
+    train, holdout = split.for_task(task)
+    return score(prediction, holdout, task, naive_harvest(train) if task == "harvest" else None)
+
+
+def train_candidate(
+    name: str, task: Task, split: Split, settings: Settings, plot_dir: Path
+) -> CandidateRun:
+    train, holdout = split.for_task(task)
+    candidate = build_candidate(name, task, split.features, settings).fit(train)
+    prediction = candidate.predict(holdout.histories)
+    metrics = evaluate(prediction, task, split)
+    title = (
+        f"{task} · {name} · held-out RMSE {metrics['rmse']:.3f}, coverage {metrics['coverage']:.0%}"
+    )
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    plots = [
+        plot_parity(prediction, holdout, title, plot_dir / f"{task}-{name}-parity.png"),
+        plot_trajectories(
+            prediction, holdout, task, title, plot_dir / f"{task}-{name}-trajectory.png"
+        ),
+    ]
+    return CandidateRun(candidate, metrics, plots)
+
+
+def histories_frame(histories: list[pd.DataFrame]) -> pd.DataFrame:
+    """Histories as one frame for a pyfunc model, each under its own id (cuts of one batch
+    must not merge)."""
+    return pd.concat(
+        [h.assign(**{BATCH_ID: f"{h[BATCH_ID].iloc[0]}@{i}"}) for i, h in enumerate(histories)]
+    )
+
+
+def score_alias(alias: str, task: Task, split: Split) -> dict[str, float] | None:
+    """Score the registered model behind `alias` on this split's held-out batches."""
+    from models.registry import alias_version
+
+    if alias_version(task, alias) is None:
+        return None
+    _, holdout = split.for_task(task)
+    output = pd.DataFrame(load_alias(task, alias).predict(histories_frame(holdout.histories)))
+    prediction = Prediction(*(output[c].to_numpy(dtype=float) for c in ("mean", "lower", "upper")))
+    return evaluate(prediction, task, split)
+
+
+def example_input(split: Split, rows: int = 12) -> pd.DataFrame:
+    return split.holdout[0].head(rows)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+
+from models.gate import calibrated, offline_gate, pick_best, wilson_interval
+
+BOUNDS = (0.85, 0.99)
+
+
+def m(rmse: float, coverage: float = 0.95, n: float = 100) -> dict[str, float]:
+    return {"rmse": rmse, "coverage": coverage, "n": n}
+
+
+def test_no_champion_makes_the_candidate_champion() -> None:
+    assert offline_gate("gp", m(1.0), None, 0.05, BOUNDS).decision == "champion"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "decision", "words"),
+    [(m(0.90), "challenger", "beats"), (m(0.96), "rejected", "does not beat"),
+     (m(1.10), "rejected", "does not beat"), (m(0.5, coverage=0.70), "rejected", "coverage 0.70 of 100")],
+)  # fmt: skip
+def test_gate_against_champion(candidate: dict[str, float], decision: str, words: str) -> None:
+    result = offline_gate("gp", candidate, m(1.0), 0.05, BOUNDS)
+    assert result.decision == decision and words in result.reason
+
+
+def test_coverage_judged_with_its_sample_size() -> None:
+    assert calibrated(m(1, coverage=1.0, n=11), BOUNDS)
+    assert not calibrated(m(1, coverage=0.70, n=100), BOUNDS)
+    assert not calibrated(m(1, coverage=1.0, n=2000), BOUNDS)
+    low, high = wilson_interval(95, 100)
+    assert low == pytest.approx(0.888, abs=0.002) and high == pytest.approx(0.978, abs=0.002)
+
+
+def test_pick_best_prefers_calibrated_candidates() -> None:
+    results = {"pls": m(1.0), "gp": m(0.8, coverage=0.6), "lstm": m(0.9)}
+    assert pick_best(results, BOUNDS) == "lstm"
+    assert pick_best({"gp": m(0.8, coverage=0.6), "pls": m(1.0, coverage=0.5)}, BOUNDS) == "gp"
