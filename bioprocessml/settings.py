@@ -31,7 +31,11 @@ class Thresholds(BaseModel):
     max_missing_fraction: float = Field(0.05, ge=0, le=1, description="nulls allowed per column")
     drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted features = drift")
     drift_p_value: float = Field(0.01, gt=0, lt=1, description="per-feature test level")
-    retrain_cooldown_batches: int = Field(5, ge=0, description="batches between retrains")
+    drift_window: int = Field(5, ge=1, description="recent batches pooled in the window test")
+    cusum_k: float = Field(0.5, ge=0, description="CUSUM slack on error ratio - 1")
+    cusum_h: float = Field(3.0, gt=0, description="CUSUM alarm level")
+    bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")
+    retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
     coverage_bounds: tuple[float, float] = (0.85, 0.99)
     promotion_confidence: float = Field(0.95, gt=0.5, lt=1)
@@ -71,6 +75,7 @@ class Settings(BaseSettings):
     thresholds: Thresholds = Thresholds()
     training: Training = Training()
     experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
+    reports_dir: Path = Field(Path("monitoring/reports"), description="drift reports (HTML, JSON)")
 
     @property
     def tracking_uri(self) -> str:

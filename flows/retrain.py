@@ -29,9 +29,9 @@ def retrain_batches(reason: str = "manual", data_version: str | None = None) -> 
     settings = Settings()
     # --- data at one DVC version ---
     split = prepare_split(data_version)
-    configure(settings)
+    experiment = configure(settings)
     parent = mlflow.MlflowClient().create_run(
-        mlflow.get_experiment_by_name(settings.experiment).experiment_id,  # type: ignore[union-attr]
+        experiment,
         run_name=f"retrain ({reason})",
         tags={**split.lineage.tags(), "reason": reason},
     )

@@ -85,28 +85,35 @@ class BatchPredictor(PythonModel):
         return frame
 
 
-def configure(settings: Settings) -> str:
-    """Point MLflow at the configured tracking URI; artifacts of a new experiment go to the
-    state folder (not ./mlruns of whatever directory a worker runs in)."""
+def configure(settings: Settings, experiment: str | None = None) -> str:
+    """Point MLflow at the configured tracking URI and return the experiment's id (created if
+    new, with artifacts in the state folder, not ./mlruns of whatever directory a worker runs in)."""
     mlflow.set_tracking_uri(settings.tracking_uri)
+    name = experiment or settings.experiment
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is None:
-        location = None
-        if not settings.tracking_uri.startswith("http"):
-            location = (settings.state_dir / "mlartifacts").resolve().as_uri()
-        return client.create_experiment(settings.experiment, artifact_location=location)
-    return str(experiment.experiment_id)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if not settings.tracking_uri.startswith("http"):
+        location = (settings.state_dir / "mlartifacts" / name).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created concurrently by another run
+        return str(client.get_experiment_by_name(name).experiment_id)  # type: ignore[union-attr]
 
 
 def log_candidate(
     candidate: Candidate, metrics: dict[str, float], lineage: Lineage,
-    example: pd.DataFrame, plots: list[Path], parent_run_id: str | None = None,
+    example: pd.DataFrame, plots: list[Path], experiment_id: str, parent_run_id: str | None = None,
 ) -> tuple[str, str]:  # fmt: skip
     """Log one trained candidate as its own run; returns (run id, model URI)."""
     name = f"{candidate.task}-{candidate.name}"
     with mlflow.start_run(
-        run_name=name, parent_run_id=parent_run_id, nested=parent_run_id is not None
+        experiment_id=experiment_id,
+        run_name=name,
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
     ) as run:
         mlflow.set_tags({**lineage.tags(), "task": candidate.task, "candidate": candidate.name})
         params = {

@@ -57,17 +57,13 @@ def prepare_split(data_version: str | None = None) -> Split:
 @task(name="train-candidate", retries=1, retry_delay_seconds=5)
 def train_and_log(name: str, task_name: Task, split: Split, parent_run_id: str) -> LoggedCandidate:
     settings = Settings()
-    configure(settings)
+    experiment = configure(settings)
     with tempfile.TemporaryDirectory() as tmp:
         run = train_candidate(name, task_name, split, settings, Path(tmp))
         run_id, uri = log_candidate(
-            run.candidate,
-            run.metrics,
-            split.lineage,
-            example_input(split),
-            run.plots,
-            parent_run_id,
-        )
+            run.candidate, run.metrics, split.lineage, example_input(split), run.plots,
+            experiment_id=experiment, parent_run_id=parent_run_id,
+        )  # fmt: skip
     get_run_logger().info(
         "%s/%s held-out %s", task_name, name, {k: round(v, 4) for k, v in run.metrics.items()}
     )

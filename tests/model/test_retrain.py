@@ -41,6 +41,9 @@ def test_retrain_registers_champions_with_lineage_then_rejects_an_equal_candidat
     assert (output["lower"] <= output["mean"]).all() and (output["mean"] <= output["upper"]).all()
     client = MlflowClient()
     run = client.get_run(tags["run_id"])
+    assert run.info.artifact_uri.startswith(
+        (model_settings.state_dir / "mlartifacts").resolve().as_uri()
+    )
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
         "plots/soft_sensor-pls-parity.png", "plots/soft_sensor-pls-trajectory.png",
     }  # fmt: skip

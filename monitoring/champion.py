@@ -1,0 +1,46 @@
+"""What the monitor needs from the registry: the soft-sensor champion, the batches it was
+trained on (the drift reference), its validation error and a way to call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from bioprocessml.settings import Settings
+from models.base import FloatArray, Task
+from models.registry import CHAMPION, alias_version, configure, load_alias
+from models.training import histories_frame
+
+TASK: Task = "soft_sensor"
+
+
+@dataclass
+class Champion:
+    version: str
+    train_batches: list[str]
+    validation_rmse: float
+    predict: Callable[[list[pd.DataFrame]], FloatArray]
+
+
+def load_champion(settings: Settings) -> Champion | None:
+    configure(settings)
+    version = alias_version(TASK, CHAMPION)
+    if version is None:
+        return None
+    run = MlflowClient().get_run(version.tags["run_id"])
+    model = load_alias(TASK, CHAMPION)
+
+    def predict(histories: list[pd.DataFrame]) -> FloatArray:
+        output = pd.DataFrame(model.predict(histories_frame(histories)))
+        return np.asarray(output["mean"], dtype=float)
+
+    return Champion(
+        version=str(version.version),
+        train_batches=version.tags["lineage.train_batches"].split(","),
+        validation_rmse=float(run.data.metrics["holdout_rmse"]),
+        predict=predict,
+    )
