@@ -32,6 +32,8 @@ spec_app = typer.Typer(help="Dataset specs: describe your batch files.", no_args
 app.add_typer(spec_app, name="spec")
 quarantine_app = typer.Typer(help="Files that failed validation.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
+drift_app = typer.Typer(help="Drift monitoring of accepted batches.", no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -268,6 +270,32 @@ def retrain(
             outcome.reason,
         )
     console.print(table)
+
+
+@drift_app.command("history")
+def drift_history(
+    plot: Annotated[
+        Path | None, typer.Option(help="Trend plot PNG (default: in the reports folder).")
+    ] = None,
+) -> None:
+    """Table of every checked batch (drift, champion error, decision) and a trend plot."""
+    from monitoring.history import load_history
+    from monitoring.trend import plot_history
+
+    settings = Settings()
+    records = load_history(settings.reports_dir)
+    if not records:
+        raise BioprocessMLError(f"no drift records in {settings.reports_dir}: no batch checked yet")
+    table = Table("batch", "champion", "data drift", "columns", "error ratio", "CUSUM", "decision")
+    for r in records:
+        decision = f"retrain ({r.kind})" if r.requested else (r.suppressed or "-")
+        ratio = f"{r.error_ratio:.2f}" if r.error_ratio is not None else "-"
+        table.add_row(r.batch_id, r.champion_version or "-", "yes" if r.data_drift else "no",
+                      ",".join(r.drifted_columns) or "-", ratio, f"{r.cusum:.2f}", decision)  # fmt: skip
+    console.print(table)
+    t = settings.thresholds
+    target = plot or settings.reports_dir / "drift_history.png"
+    console.print(f"trend plot: {plot_history(records, target, t.drift_share, t.cusum_h)}")
 
 
 @quarantine_app.command("list")
