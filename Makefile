@@ -49,6 +49,8 @@ stop: ## Stop everything `make up` / `make demo` started
 
 bench: setup ## Run the benchmarks; results in benchmarks/results/
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/training.py
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .bioprocessml

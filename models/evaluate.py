@@ -29,6 +29,12 @@ def rmse(error: FloatArray) -> float:
     return float(np.sqrt(np.mean(error**2))) if len(error) else float("nan")
 
 
+def mean_batch_rmse(error: FloatArray, groups: np.ndarray) -> float:
+    """Mean over batches of each batch's RMSE: the like-for-like scale for one new batch's
+    error (a pooled RMSE is dominated by the worst batches)."""
+    return float(np.mean([rmse(error[groups == g]) for g in np.unique(groups)]))
+
+
 def score(
     prediction: Prediction, samples: Samples, task: Task, naive: float | None = None
 ) -> dict[str, float]:
@@ -39,6 +45,7 @@ def score(
     spread = float(np.sum((y - y.mean()) ** 2))
     metrics = {
         "rmse": rmse(error),
+        "batch_rmse": mean_batch_rmse(error, samples.groups),
         "mae": float(np.mean(np.abs(error))),
         "r2": 1.0 - float(np.sum(error**2)) / spread if spread > 0 else float("nan"),
         "coverage": float(np.mean(covered)),

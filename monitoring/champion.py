@@ -41,6 +41,8 @@ def load_champion(settings: Settings) -> Champion | None:
     return Champion(
         version=str(version.version),
         train_batches=version.tags["lineage.train_batches"].split(","),
-        validation_rmse=float(run.data.metrics["holdout_rmse"]),
+        validation_rmse=float(
+            run.data.metrics.get("holdout_batch_rmse", run.data.metrics["holdout_rmse"])
+        ),
         predict=predict,
     )
