@@ -9,7 +9,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from bioprocessml.settings import Settings
 from models.base import TASKS
 from models.registry import configure
-from tasks.train import GateOutcome, gate_and_register, prepare_split, train_and_log
+from tasks.train import (
+    GateOutcome,
+    LoggedCandidate,
+    gate_and_register,
+    prepare_split,
+    train_and_log,
+)
 
 
 def task_runner(settings: Settings):  # type: ignore[no-untyped-def]
@@ -44,7 +50,15 @@ def retrain_batches(reason: str = "manual", data_version: str | None = None) -> 
     # --- offline gate per task ---
     outcomes = []
     for task in TASKS:
-        logged = [f.result() for (t, _), f in futures.items() if t == task]
+        results = {
+            name: f.result(raise_on_failure=False) for (t, name), f in futures.items() if t == task
+        }
+        logged = [r for r in results.values() if isinstance(r, LoggedCandidate)]
+        for name, failure in results.items():
+            if not isinstance(failure, LoggedCandidate):
+                logger.error("%s/%s failed and is left out of the gate: %s", task, name, failure)
+        if not logged:
+            raise RuntimeError(f"every {task} candidate failed; see the task runs")
         outcomes.append(gate_and_register(task, logged, split))
     client = mlflow.MlflowClient()
     for outcome in outcomes:

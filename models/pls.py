@@ -50,8 +50,11 @@ class PLSModel:
         folds = min(5, len(np.unique(samples.groups)))
         if folds < 2:
             raise ValueError("PLS needs at least two batches to choose its components")
+        smallest_fold = min(
+            len(train) for train, _ in GroupKFold(n_splits=folds).split(x, y, samples.groups)
+        )
         best: tuple[float, int, FloatArray] | None = None
-        for k in range(1, min(self.max_components, x.shape[1]) + 1):
+        for k in range(1, min(self.max_components, x.shape[1], smallest_fold - 1) + 1):
             oof = out_of_fold(x, y, samples.groups, k, folds)
             rmse = float(np.sqrt(np.mean((oof - y) ** 2)))
             if best is None or rmse < best[0] * 0.995:  # prefer fewer components on a near tie

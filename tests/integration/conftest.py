@@ -3,6 +3,7 @@ process worker and the watcher, all on a free port in a temporary state folder."
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,14 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("stack")
+    # Small and fast for the stack's worker processes: few bootstrap batches, PLS only.
+    overrides = {
+        "BIOPROCESSML_THRESHOLDS__BOOTSTRAP_BATCHES": "6",
+        "BIOPROCESSML_TRAINING__CANDIDATES": '["pls"]',
+        "BIOPROCESSML_REPORTS_DIR": str(root / "reports"),
+    }
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     settings = Settings(
         state_dir=root / "state",
         data_dir=root / "data",
@@ -38,6 +47,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
     finally:
         down(settings)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float = 120.0, what: str = "") -> T:

@@ -1,0 +1,43 @@
+"""Accepted batches → drift flow (on-accepted) → bootstrap retrain request → retrain deployment
+(on-drift) → champion in the MLflow registry: the chain through its events on a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+
+from bioprocessml.events import BATCH_ACCEPTED, DRIFT_DETECTED
+from bioprocessml.generate import write_simulated
+from bioprocessml.settings import Settings
+from bioprocessml.spec import DatasetSpec
+from models.registry import CHAMPION, alias_version
+from monitoring.history import load_history
+from tests.conftest import TINY
+from tests.integration.conftest import drop, events, flow_runs, wait_until
+
+
+def test_bootstrap_drift_event_starts_retraining_deployment(
+    stack: Settings, spec: DatasetSpec, tmp_path: Path
+) -> None:
+    needed = stack.thresholds.bootstrap_batches
+    for source in write_simulated(tmp_path, spec, needed, "normal", seed=31, start=501, cfg=TINY):
+        drop(source, stack.incoming_dir)
+    wait_until(
+        lambda: len(events(stack, BATCH_ACCEPTED)) >= needed, timeout=240, what="accepted batches"
+    )
+    drift = wait_until(
+        lambda: events(stack, DRIFT_DETECTED), timeout=300, what="bootstrap drift event"
+    )
+    assert drift[0]["payload"]["kind"] == "bootstrap"
+    [run] = wait_until(
+        lambda: [r for r in flow_runs(stack, "on-drift") if r["state_type"] == "COMPLETED"],
+        timeout=400, what="completed retraining run",
+    )  # fmt: skip
+    assert run["parameters"]["reason"].startswith("bootstrap drift at batch")
+    mlflow.set_tracking_uri(stack.tracking_uri)
+    for task in ("soft_sensor", "harvest"):
+        version = alias_version(task, CHAMPION)
+        assert version is not None and version.tags["lineage.data_version"]
+    records = load_history(stack.reports_dir)
+    assert sum(r.requested for r in records) == 1, "one bootstrap request, no storm"
