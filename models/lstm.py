@@ -1,0 +1,427 @@
+"""LSTM over the resampled batch history, with a cross-validated deep ensemble for 95 % intervals.
+
+Every history is resampled on a fixed grid of `step_h` hours from the batch start. Each channel
+is expressed as its deviation from the training batches' mean trajectory at that grid step (the
+"golden batch", as batch-wise unfolding does in MPCA/MPLS): with twenty batches the network can
+then learn how deviations *now* map to the target, instead of spending its data on re-learning
+the shape of a normal batch. The output is the deviation of the target from its training mean
+at the same elapsed time, so a zero output is the naive forecast (the mean of past batches).
+
+With ~20 batches the network memorises each batch by its sensor noise unless prevented: the
+sensors are noised heavily while training (their signal is spread over many steps, which the
+LSTM averages), the newest assays also reach the output through a linear skip connection, and
+weight decay shrinks everything towards the naive forecast. Measured on the simulator: the
+harvest forecast at 50 % of batch time beats the naive one in 25 of 25 splits (RMSE ≈ 0.75 ×
+naive on average), at 75 % ≈ 0.63 ×, at 25 % no better than naive; the soft sensor (online
+sensors only) is no better than the mean titer trajectory, which is all the sensors carry here.
+
+Member k of the ensemble leaves out the k-th group of training batches; its predictions on those
+batches are out-of-fold residuals, from which a residual variance (by elapsed time: early
+forecasts err more) is added to the ensemble spread.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from bioprocessml.dataset import TIME
+from models.base import FloatArray, Prediction, Samples, Task
+from models.features import FeatureSpec
+
+CLIP = 8.0  # z-scores beyond this are faults, not information
+
+
+def _bin_index(elapsed_h: FloatArray, step_h: float) -> np.ndarray:
+    """Grid step of each time: step k holds ((k-1)·step_h, k·step_h], step 0 the start alone,
+    so a history cut on the grid is exactly a prefix of the whole batch's sequence."""
+    return np.ceil(elapsed_h / step_h - 1e-9).astype(int)
+
+
+def _bin_means(time: FloatArray, values: FloatArray, step_h: float, n: int) -> FloatArray:
+    """Mean of each column within each grid step (elapsed hours); NaN where a step has none."""
+    index = np.minimum(_bin_index(time, step_h), n - 1)
+    ok = ~np.isnan(values)
+    out = np.full((n, values.shape[1]), np.nan)
+    for j in range(values.shape[1]):
+        counts = np.bincount(index[ok[:, j]], minlength=n)
+        sums = np.bincount(index[ok[:, j]], weights=values[ok[:, j], j], minlength=n)
+        out[counts > 0, j] = sums[counts > 0] / counts[counts > 0]
+    return out
+
+
+def _ffill(values: FloatArray) -> FloatArray:
+    """Forward-fill NaN down the rows; what is still NaN (nothing seen yet) becomes 0."""
+    frame = pd.DataFrame(values).ffill()
+    return np.nan_to_num(frame.to_numpy(dtype=float))
+
+
+def _smooth(x: FloatArray, y: FloatArray, grid: FloatArray, bandwidth: float) -> FloatArray:
+    """Gaussian-kernel (Nadaraya–Watson) mean of y against x, evaluated on the grid."""
+    ok = ~np.isnan(y)
+    if not ok.any():
+        return np.zeros_like(grid)
+    weights = np.exp(-0.5 * ((grid[:, None] - x[None, ok]) / bandwidth) ** 2) + 1e-300
+    return np.asarray((weights @ y[ok]) / weights.sum(axis=1), dtype=float)
+
+
+def _moments(values: FloatArray, axis: int | tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
+    """Mean and standard deviation ignoring NaN; 0 where nothing was seen (no warnings)."""
+    ok = ~np.isnan(values)
+    count = np.maximum(ok.sum(axis), 1)
+    mean = np.where(ok, values, 0.0).sum(axis) / count
+    deviation = np.where(ok, values - np.expand_dims(mean, axis), 0.0)
+    return mean, np.sqrt((deviation**2).sum(axis) / count)
+
+
+def _floor_sd(sd: FloatArray, values: FloatArray) -> FloatArray:
+    """A noise floor for per-step spreads; a channel that never varies gets a unit scale."""
+    floored = np.maximum(sd, 0.1 * _moments(values, 0)[1])
+    return np.where(floored > 0, floored, 1.0)
+
+
+@dataclass
+class _Raw:
+    """A history on the grid, before scaling: online means + cumulative feed, and assays."""
+
+    elapsed_h: float
+    online: FloatArray  # (steps, channels)
+    assay_time: FloatArray  # elapsed hours of each assay row
+    assays: FloatArray  # (assays, offline)
+
+
+def _raw(history: pd.DataFrame, fs: FeatureSpec, task: Task, step_h: float) -> _Raw:
+    time = history[TIME].to_numpy(dtype=float)
+    time = time - time[0]
+    n = int(_bin_index(time[-1:], step_h)[0]) + 1
+    values = history[list(fs.online)].to_numpy(dtype=float)
+    rates = np.nan_to_num(history[list(fs.cumulative)].to_numpy(dtype=float))
+    dt = np.diff(time, prepend=0.0)[:, None]
+    cum = np.cumsum(0.5 * (rates + np.vstack([rates[:1], rates[:-1]])) * dt, axis=0)
+    online = _bin_means(time, np.hstack([values, cum]), step_h, n)
+    if task == "soft_sensor":  # the target's own assay would leak: no offline inputs at all
+        return _Raw(float(time[-1]), online, np.zeros(0), np.zeros((0, 0)))
+    assays = history[list(fs.offline)].to_numpy(dtype=float)
+    seen = ~np.isnan(assays).all(axis=1)
+    return _Raw(float(time[-1]), online, time[seen], assays[seen])
+
+
+@dataclass
+class _Scaling:
+    """Training statistics, stored with the model; curves are indexed by grid step."""
+
+    step_h: float
+    time_scale: float
+    online_mean: FloatArray  # (steps, channels): the golden batch
+    online_sd: FloatArray
+    offline_mean: FloatArray  # (steps, offline), no columns for the soft sensor
+    offline_sd: FloatArray
+    base: FloatArray  # target mean by elapsed time: the naive forecast
+    y_scale: float
+    residual_var: FloatArray  # out-of-fold residual variance by elapsed time
+
+    @property
+    def grid(self) -> FloatArray:
+        return np.arange(len(self.base), dtype=float) * self.step_h
+
+    def curve(self, values: FloatArray, elapsed_h: FloatArray) -> FloatArray:
+        return np.asarray(np.interp(elapsed_h, self.grid, values), dtype=float)
+
+    def rows(self, table: FloatArray, n: int) -> FloatArray:
+        return table[np.minimum(np.arange(n), len(table) - 1)]
+
+
+def _fit_scaling(raws: list[_Raw], step_h: float) -> _Scaling:
+    """Golden-batch curves from whole training batches (one history each)."""
+    steps = max(len(r.online) for r in raws)
+    stack = np.full((len(raws), steps, raws[0].online.shape[1]), np.nan)
+    for i, r in enumerate(raws):
+        stack[i, : len(r.online)] = r.online
+    flat = stack.reshape(-1, stack.shape[2])
+    mean, sd = _moments(stack, 0)
+    mean = np.where((~np.isnan(stack)).any(0), mean, _moments(flat, 0)[0])
+    grid = np.arange(steps, dtype=float) * step_h
+    bandwidth = max(step_h, 0.05 * steps * step_h)
+    t = np.concatenate([r.assay_time for r in raws])
+    v = np.vstack([r.assays for r in raws])
+    off_mean, off_sd = np.zeros((steps, v.shape[1])), np.zeros((steps, v.shape[1]))
+    for j in range(v.shape[1]):
+        off_mean[:, j] = _smooth(t, v[:, j], grid, bandwidth)
+        dev2 = (v[:, j] - np.interp(t, grid, off_mean[:, j])) ** 2
+        off_sd[:, j] = np.sqrt(_smooth(t, dev2, grid, bandwidth))
+    return _Scaling(
+        step_h, steps * step_h, mean, _floor_sd(sd, flat),
+        off_mean, _floor_sd(off_sd, v), np.zeros(steps), 1.0, np.zeros(steps),
+    )  # fmt: skip
+
+
+def _encode(raw: _Raw, sc: _Scaling) -> FloatArray:
+    """Scaled input sequence: online deviations, elapsed time and, for the harvest forecast,
+    forward-filled assay deviations, an "assay in this step" mask and the newest assay's age.
+    Every step but the last depends only on data up to that step's end (see `_Net`)."""
+    n = len(raw.online)
+    online = (raw.online - sc.rows(sc.online_mean, n)) / sc.rows(sc.online_sd, n)
+    ends = np.minimum(np.arange(n) * sc.step_h, raw.elapsed_h)
+    parts = [_ffill(online), (ends / sc.time_scale)[:, None]]
+    if sc.offline_mean.shape[1]:
+        index = _bin_index(raw.assay_time, sc.step_h)
+        ref = np.column_stack([sc.curve(c, raw.assay_time) for c in sc.offline_mean.T])
+        sd = np.column_stack([sc.curve(c, raw.assay_time) for c in sc.offline_sd.T])
+        deviation = np.full((n, ref.shape[1]), np.nan)
+        deviation[index] = (raw.assays - ref) / sd
+        seen = np.full(n, np.nan)
+        seen[index] = raw.assay_time
+        age = (ends - pd.Series(seen).ffill().fillna(0.0).to_numpy()) / sc.time_scale
+        parts += [_ffill(deviation), (~np.isnan(seen))[:, None].astype(float), age[:, None]]
+    return np.clip(np.hstack(parts), -CLIP, CLIP)
+
+
+@dataclass
+class _Batch:
+    """Encoded samples as tensors, built once per fit or predict call.
+
+    The LSTM runs over `base` sequences; sample i reads the state of base `source[i]` after its
+    first `lengths[i] - 1` steps, and its own last step. The cuts of one batch share their
+    batch's whole sequence, so training runs the LSTM once per batch, not once per cut."""
+
+    base: torch.Tensor  # (sequences, steps, channels), zero-padded
+    source: torch.Tensor
+    lengths: torch.Tensor
+    last: torch.Tensor  # (samples, channels): each sample's own last step
+    elapsed: FloatArray
+
+    def take(self, index: np.ndarray) -> _Batch:
+        i = torch.as_tensor(index, dtype=torch.long)
+        used, source = torch.unique(self.source[i], return_inverse=True)
+        steps = int(self.lengths[i].max())
+        return _Batch(
+            self.base[used, :steps], source, self.lengths[i], self.last[i], self.elapsed[index]
+        )
+
+    def noisy(self, std: torch.Tensor) -> _Batch:
+        """The same samples with Gaussian noise of `std` (per channel) on every step."""
+        base = self.base + std * torch.randn_like(self.base)
+        last = self.last + std * torch.randn_like(self.last)
+        return _Batch(base, self.source, self.lengths, last, self.elapsed)
+
+
+def _tensors(sequences: list[FloatArray], source: np.ndarray, elapsed: FloatArray) -> _Batch:
+    used, source = np.unique(source, return_inverse=True)
+    base = np.zeros((len(used), max(len(sequences[i]) for i in used), sequences[0].shape[1]))
+    for k, i in enumerate(used):
+        base[k, : len(sequences[i])] = sequences[i]
+    return _Batch(
+        torch.tensor(base, dtype=torch.float32),
+        torch.tensor(source, dtype=torch.long),
+        torch.tensor([len(s) for s in sequences], dtype=torch.long),
+        torch.tensor(np.vstack([s[-1] for s in sequences]), dtype=torch.float32),
+        elapsed,
+    )
+
+
+def _longest(groups: np.ndarray, sizes: list[int]) -> dict[str, int]:
+    """The sample holding each batch's longest history."""
+    longest: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        if g not in longest or sizes[i] > sizes[longest[g]]:
+            longest[g] = i
+    return longest
+
+
+def _shared_source(sequences: list[FloatArray], groups: np.ndarray) -> np.ndarray:
+    """For each sample, the longest sequence of its batch if its completed steps are a prefix
+    of that one (they are for cuts of one batch), else its own."""
+    source = np.arange(len(sequences))
+    longest = _longest(groups, [len(s) for s in sequences])
+    for i, g in enumerate(groups):
+        j, n = longest[g], len(sequences[i]) - 1
+        if len(sequences[j]) > n and np.array_equal(sequences[i][:n], sequences[j][:n]):
+            source[i] = j
+    return source
+
+
+class _Net(nn.Module):
+    """LSTM over the completed steps of the whole sequence; its state and a skip connection
+    from the current step's non-sensor channels (elapsed time and, for the harvest forecast,
+    the newest assays) feed one linear output: the target's standardized deviation from the
+    naive forecast. The sensors reach the output only through the LSTM."""
+
+    def __init__(self, n_in: int, n_online: int, hidden: int) -> None:
+        super().__init__()
+        self.n_online = n_online
+        self.lstm = nn.LSTM(n_in, hidden, batch_first=True)
+        self.head = nn.Linear(hidden + n_in - n_online, 1)
+
+    def forward(self, data: _Batch) -> torch.Tensor:
+        out, _ = self.lstm(data.base)  # causal: later steps and padding cannot reach a state
+        before = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], dim=1)
+        state = before[data.source, data.lengths - 1]
+        return self.head(torch.cat([state, data.last[:, self.n_online :]], 1)).squeeze(1)
+
+
+class LSTMModel:
+    """Harvest forecast or soft sensor from the whole history so far (see module docstring).
+
+    `l2` (head) and `l2_lstm` are Adam's coupled weight decay; `input_noise` is the standard
+    deviation of Gaussian noise added to the sensor channels (z-scores) while training: with
+    twenty batches the network otherwise memorises each batch by its sensor noise."""
+
+    name = "lstm"
+
+    def __init__(
+        self, task: Task, features: FeatureSpec, seed: int = 0, step_h: float = 1.0,
+        hidden: int = 32, epochs: int = 300, ensemble: int = 5, lr: float = 0.01,
+        l2: float = 0.1, l2_lstm: float = 0.03, input_noise: float = 3.0,
+    ) -> None:  # fmt: skip
+        self.task = task
+        self.features = features
+        self.seed = seed
+        self.step_h = step_h
+        self.hidden = hidden
+        self.epochs = epochs
+        self.ensemble = ensemble
+        self.lr = lr
+        self.l2 = l2
+        self.l2_lstm = l2_lstm
+        self.input_noise = input_noise
+        self.params_: dict[str, Any] = {}
+        self.scaling_: _Scaling | None = None
+        self.nets_: list[_Net] = []
+
+    @property
+    def n_online(self) -> int:
+        return len(self.features.online) + len(self.features.cumulative)
+
+    def fit(self, samples: Samples) -> LSTMModel:
+        start = clock.perf_counter()
+        raws = [_raw(h, self.features, self.task, self.step_h) for h in samples.histories]
+        whole = _longest(samples.groups, [len(r.online) for r in raws])
+        sc = _fit_scaling([raws[i] for i in whole.values()], self.step_h)
+        sequences = [_encode(r, sc) for r in raws]
+        elapsed = np.array([r.elapsed_h for r in raws])
+        data = _tensors(sequences, _shared_source(sequences, samples.groups), elapsed)
+        sc.base = _smooth(elapsed, samples.targets, sc.grid, 0.05 * sc.time_scale)
+        deviation = samples.targets - sc.curve(sc.base, elapsed)
+        sc.y_scale = float(deviation.std()) or 1.0
+        y = torch.tensor(deviation / sc.y_scale, dtype=torch.float32)
+        with _threads(1):
+            oof = self._fit_members(data, y, samples.groups)
+        residual2 = (y.numpy() - oof) ** 2 * sc.y_scale**2
+        ok = ~np.isnan(oof)
+        sc.residual_var = _smooth(elapsed[ok], residual2[ok], sc.grid, 0.1 * sc.time_scale)
+        self.scaling_ = sc
+        self.params_ = {
+            "step_h": self.step_h, "hidden": self.hidden, "epochs": self.epochs,
+            "ensemble": self.ensemble, "lr": self.lr, "l2": self.l2, "l2_lstm": self.l2_lstm,
+            "input_noise": self.input_noise, "inputs": int(data.base.shape[2]),
+            "oof_rmse": float(np.sqrt(residual2[ok].mean())),
+            "train_seconds": round(clock.perf_counter() - start, 2),
+        }  # fmt: skip
+        return self
+
+    def _folds(self, groups: np.ndarray) -> tuple[np.ndarray, int]:
+        """Fold of each sample: whole batches, shuffled by the seed."""
+        names = np.unique(groups)
+        n_folds = min(self.ensemble, len(names))
+        order = np.random.default_rng(self.seed).permutation(len(names))
+        fold_of = dict(zip(names[order], np.arange(len(names)) % n_folds, strict=True))
+        return np.array([fold_of[g] for g in groups]), n_folds
+
+    def _fit_members(self, data: _Batch, y: torch.Tensor, groups: np.ndarray) -> FloatArray:
+        """Train the ensemble; member k leaves out fold k. Returns out-of-fold predictions
+        (in-sample ones, optimistic, when there are too few batches to leave any out)."""
+        folds, n_folds = self._folds(groups)
+        total, count = np.zeros(len(y)), np.zeros(len(y))
+        self.nets_ = []
+        for k in range(self.ensemble):
+            held = folds == k % n_folds if n_folds > 1 else np.zeros(len(y), bool)
+            net = self._train_member(data.take(np.flatnonzero(~held)), y[~held], k)
+            if held.any():
+                total[held] += self._forward([net], data.take(np.flatnonzero(held)))[:, 0]
+                count[held] += 1
+            self.nets_.append(net)
+        if n_folds < 2:
+            return self._forward(self.nets_, data).mean(1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def _train_member(self, data: _Batch, y: torch.Tensor, member: int) -> _Net:
+        """Full-batch Adam; a fixed seed per member, without touching the global RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1000 + member)
+            net = _Net(data.base.shape[2], self.n_online, self.hidden)
+            opt = torch.optim.Adam(
+                [
+                    {"params": net.lstm.parameters(), "weight_decay": self.l2_lstm},
+                    {"params": net.head.parameters(), "weight_decay": self.l2},
+                ],
+                lr=self.lr,
+            )
+            noise = torch.zeros(data.base.shape[2])
+            noise[: self.n_online] = self.input_noise
+            for _ in range(self.epochs):
+                loss = nn.functional.mse_loss(net(data.noisy(noise)), y)
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+        return net.eval()
+
+    @staticmethod
+    def _forward(nets: list[_Net], data: _Batch) -> FloatArray:
+        """Standardized predictions, one column per member."""
+        with torch.no_grad():
+            return np.column_stack([net(data).numpy() for net in nets]).astype(float)
+
+    def predict(self, histories: list[pd.DataFrame]) -> Prediction:
+        if self.scaling_ is None:
+            raise RuntimeError("LSTMModel.predict called before fit")
+        if not histories:
+            return Prediction.gaussian(np.zeros(0), np.zeros(0))
+        sc = self.scaling_
+        raws = [_raw(h, self.features, self.task, self.step_h) for h in histories]
+        sequences = [_encode(r, sc) for r in raws]
+        elapsed = np.array([r.elapsed_h for r in raws])
+        with _threads(1):
+            z = self._forward(self.nets_, _tensors(sequences, np.arange(len(raws)), elapsed))
+        mean = sc.curve(sc.base, elapsed) + sc.y_scale * z.mean(1)
+        spread = sc.y_scale * z.std(1, ddof=1) if z.shape[1] > 1 else np.zeros(len(mean))
+        std = np.sqrt(spread**2 + sc.curve(sc.residual_var, elapsed))
+        return Prediction.gaussian(mean, std)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain arrays instead of modules: the weights and the training statistics."""
+        state = {k: v for k, v in self.__dict__.items() if k != "nets_"}
+        state["net_weights_"] = [
+            {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+            for net in self.nets_
+        ]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("net_weights_")
+        self.__dict__.update(state)
+        self.nets_ = []
+        for w in weights:
+            net = _Net(w["lstm.weight_ih_l0"].shape[1], self.n_online, self.hidden)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in w.items()})
+            self.nets_.append(net.eval())
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Small recurrent steps run fastest on one thread; two OpenMP threads on a busy 2-core
+    machine spin-wait and ran 20-40x slower here. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
