@@ -68,6 +68,8 @@ def test_variational_gp_fits_a_larger_sine(fs: FeatureSpec) -> None:
     assert model.params_["inducing_points"] == 32
     assert rmse(prediction.mean, np.sin(x_test[:, 0])) < 0.04
     assert 0.90 <= coverage(prediction, y_test) <= 0.99
+    restored = pickle.loads(pickle.dumps(model)).predict_matrix(x_test)
+    np.testing.assert_array_equal(restored.upper, prediction.upper)
 
 
 def test_fixed_seed_gives_identical_fits(fs: FeatureSpec) -> None:
