@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ from bioprocessml.catalogue import Catalogue
 from bioprocessml.generate import write_simulated
 from bioprocessml.settings import DEFAULT_SPEC, Settings, disable_telemetry
 from bioprocessml.spec import DatasetSpec, load_spec
-from bioprocessml.stack import down, up
+from bioprocessml.stack import down, free_port, up
 from bioprocessml.validation import validate_file
 
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
@@ -48,12 +47,6 @@ def bench_validation(spec: DatasetSpec, root: Path, n: int) -> dict[str, float]:
         "rows_per_second": rows / seconds,
         "seconds_per_file_with_data_docs": docs_seconds / (n - plain),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_verdict(catalogue: Catalogue, name: str, timeout: float = 180) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,13 @@ WORK_POOL = "bioprocessml"
 
 class StackError(BioprocessMLError):
     """A server of the stack did not start or a set-up command failed."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for tests, benchmarks and the demo)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def stack_env(settings: Settings) -> dict[str, str]:

@@ -4,7 +4,6 @@ process worker and the watcher, all on a free port in a temporary state folder."
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,15 +13,9 @@ import httpx
 import pytest
 
 from bioprocessml.settings import Settings
-from bioprocessml.stack import down, up
+from bioprocessml.stack import down, free_port, up
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
