@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
 
 from bioprocessml.events import BATCH_ACCEPTED, DRIFT_DETECTED
 from bioprocessml.generate import write_simulated
@@ -13,6 +14,7 @@ from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.registry import CHAMPION, alias_version
 from monitoring.history import load_history
+from tasks.drift import MONITORING_EXPERIMENT
 from tests.conftest import TINY
 from tests.integration.conftest import drop, events, flow_runs, wait_until
 
@@ -41,3 +43,16 @@ def test_bootstrap_drift_event_starts_retraining_deployment(
         assert version is not None and version.tags["lineage.data_version"]
     records = load_history(stack.reports_dir)
     assert sum(r.requested for r in records) == 1, "one bootstrap request, no storm"
+    # Each checked batch has a monitoring run; the Evidently report is an artifact of it.
+    reported = [r for r in records if r.report]
+    assert reported, "batches after the first few are compared with a reference"
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    assert experiment is not None
+    batch = reported[0].batch_id
+    runs = wait_until(
+        lambda: client.search_runs([experiment.experiment_id], f"tags.batch_id = '{batch}'"),
+        timeout=60, what="the monitoring run",
+    )  # fmt: skip
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "drift")}
+    assert {f"drift/{batch}.html", f"drift/{batch}.json"} <= artifacts
