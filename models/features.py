@@ -91,13 +91,17 @@ def offline_features(history: pd.DataFrame, fs: FeatureSpec) -> list[float]:
     return [*last, *rate, float(age)]
 
 
-def feature_matrix(histories: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> FloatArray:
-    """Stacked feature vectors; missing sensor values are filled with the column mean."""
+def feature_matrix(
+    histories: list[pd.DataFrame], fs: FeatureSpec, task: Task, fill: FloatArray | None = None
+) -> FloatArray:
+    """Stacked feature vectors. A missing value is filled with `fill` (the training means a
+    fitted model keeps) or, when fitting (`fill` None), with this matrix's column means."""
     matrix = np.vstack([tabular_features(h, fs, task) for h in histories])
-    if np.isnan(matrix).any():
-        means = np.nanmean(matrix, axis=0)
-        rows, cols = np.nonzero(np.isnan(matrix))
-        matrix[rows, cols] = np.nan_to_num(means[cols])
+    missing = np.isnan(matrix)
+    if missing.any():
+        values = fill if fill is not None else np.nan_to_num(np.nanmean(matrix, axis=0))
+        rows, cols = np.nonzero(missing)
+        matrix[rows, cols] = values[cols]
     return matrix
 
 

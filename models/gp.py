@@ -199,9 +199,10 @@ class GPModel:
         self._train_x = self._train_y = torch.zeros(0, dtype=torch.float64)
         self._model: Any = None
         self._likelihood: Any = None
+        self.fill_: FloatArray | None = None
 
     def fit(self, samples: Samples) -> GPModel:
-        inputs, names = self._inputs(samples.histories)
+        inputs, names = self._inputs(samples.histories, fit=True)
         return self.fit_matrix(inputs, samples.targets, samples.groups, names)
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
@@ -235,9 +236,16 @@ class GPModel:
         mean, std = self._moments(np.asarray(x, float))
         return Prediction.gaussian(mean, std * self.scale_)
 
-    def _inputs(self, histories: list[pd.DataFrame]) -> tuple[FloatArray, list[str]]:
+    def _inputs(
+        self, histories: list[pd.DataFrame], fit: bool = False
+    ) -> tuple[FloatArray, list[str]]:
+        """Model inputs; missing values are filled with the training means kept at fit."""
         names = self.features.names(self.task)
-        matrix = feature_matrix(histories, self.features, self.task)
+        matrix = feature_matrix(
+            histories, self.features, self.task, fill=None if fit else self.fill_
+        )
+        if fit:
+            self.fill_ = matrix.mean(axis=0)
         return state_features(matrix, names, VOLUME in self.features.online)
 
     def _train(

@@ -46,6 +46,7 @@ class PLSModel:
 
     def fit(self, samples: Samples) -> PLSModel:
         x = feature_matrix(samples.histories, self.features, self.task)
+        self.fill_ = x.mean(axis=0)
         y = samples.targets
         folds = min(5, len(np.unique(samples.groups)))
         if folds < 2:
@@ -67,6 +68,6 @@ class PLSModel:
         return self
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
-        x = feature_matrix(histories, self.features, self.task)
+        x = feature_matrix(histories, self.features, self.task, fill=self.fill_)
         mean = np.asarray(self.model_.predict(x), dtype=float).ravel()
         return Prediction.gaussian(mean, np.full_like(mean, self.residual_std_))
