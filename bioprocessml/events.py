@@ -77,19 +77,12 @@ def safe_name(text: str) -> str:
 def announce_arrival(relative: str, sha256: str, size: int) -> str | None:
     """Emit `bioprocess.batch.arrived` for a complete file in the incoming folder."""
     payload = ArrivedPayload(path=relative, sha256=sha256, size=size)
-    return emit(BATCH_ARRIVED, safe_name(PurePath(relative).stem), payload)
+    return emit(BATCH_ARRIVED, batch_resource(safe_name(PurePath(relative).stem)), payload)
 
 
-def emit(
-    event: str, key: str, payload: BaseModel, resource: dict[str, str] | None = None
-) -> str | None:
-    """Emit a chain event to the Prefect API in the environment; returns the event id.
-    The resource defaults to the batch `key`."""
+def emit(event: str, resource: dict[str, str], payload: BaseModel) -> str | None:
+    """Emit a chain event to the Prefect API in the environment; returns the event id."""
     from prefect.events import emit_event
 
-    sent = emit_event(
-        event=event,
-        resource=resource or batch_resource(key),
-        payload=payload.model_dump(mode="json"),
-    )
+    sent = emit_event(event=event, resource=resource, payload=payload.model_dump(mode="json"))
     return str(sent.id) if sent is not None else None

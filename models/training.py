@@ -18,7 +18,7 @@ from models.base import Candidate, Prediction, Samples, Task
 from models.evaluate import naive_harvest, score, split_batches
 from models.features import FeatureSpec, make_samples
 from models.plots import plot_parity, plot_trajectories
-from models.registry import Lineage, git_commit, load_alias
+from models.registry import Lineage, alias_version, git_commit, load_alias
 
 
 def build_candidate(name: str, task: Task, features: FeatureSpec, settings: Settings) -> Candidate:
@@ -116,8 +116,6 @@ def histories_frame(histories: list[pd.DataFrame]) -> pd.DataFrame:
 
 def score_alias(alias: str, task: Task, split: Split) -> dict[str, float] | None:
     """Score the registered model behind `alias` on this split's held-out batches."""
-    from models.registry import alias_version
-
     if alias_version(task, alias) is None:
         return None
     _, holdout = split.for_task(task)

@@ -27,10 +27,13 @@ def previous_cusum(history: list[DriftRecord], champion: Champion) -> ConceptSta
 
 
 def check_concept(
-    record: DriftRecord, champion: Champion, history: list[DriftRecord], settings: Settings
+    record: DriftRecord,
+    champion: Champion,
+    history: list[DriftRecord],
+    settings: Settings,
+    target: str,
 ) -> None:
     frame = read_accepted(settings, record.batch_id)
-    target = load_spec(settings.spec_path).target
     error = batch_error(champion.predict, frame, target)
     if error is None:
         return
@@ -48,8 +51,9 @@ def check_concept(
         )
 
 
-def check_data(record: DriftRecord, reference_ids: list[str], settings: Settings) -> None:
-    fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
+def check_data(
+    record: DriftRecord, reference_ids: list[str], settings: Settings, fs: FeatureSpec
+) -> None:
     t = settings.thresholds
     window = [
         read_accepted(settings, i) for i in window_ids(settings, record.batch_id, t.drift_window)
@@ -69,6 +73,7 @@ def check_data(record: DriftRecord, reference_ids: list[str], settings: Settings
 
 def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> DriftRecord:
     """Check `batch_id`, decide, and save its record (the caller emits the event if asked)."""
+    fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
     champion = load_champion(settings)
     history = [r for r in load_history(settings.reports_dir) if r.batch_id != batch_id]
     ids = accepted_ids(settings)
@@ -76,9 +81,9 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     before = ids[: ids.index(batch_id)] if batch_id in ids else ids
     reference = champion.train_batches if champion else before
     if len(reference) >= MIN_REFERENCE:
-        check_data(record, reference, settings)
+        check_data(record, reference, settings, fs)
     if champion is not None:
-        check_concept(record, champion, history, settings)
+        check_concept(record, champion, history, settings, fs.target)
     t = settings.thresholds
     decision = decide_retrain(
         has_champion=champion is not None, accepted=len(before) + 1, data_drift=record.data_drift,

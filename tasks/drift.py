@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 
-from bioprocessml.events import DRIFT_DETECTED, DriftPayload, emit
+from bioprocessml.events import DRIFT_DETECTED, DriftPayload, batch_resource, emit
 from bioprocessml.settings import Settings
 from models.registry import configure
 from monitoring.history import DriftRecord
@@ -61,7 +61,7 @@ def request_retrain(record: DriftRecord, data_version: str) -> str | None:
         batch_id=record.batch_id, kind=record.kind or "data", reasons=record.reasons,
         data_version=data_version or None,
     )  # fmt: skip
-    return emit(DRIFT_DETECTED, record.batch_id, payload)
+    return emit(DRIFT_DETECTED, batch_resource(record.batch_id), payload)
 
 
 @task(name="log-monitoring-run", retries=2, retry_delay_seconds=5)

@@ -9,6 +9,7 @@ from bioprocessml.events import (
     BATCH_QUARANTINED,
     AcceptedPayload,
     QuarantinedPayload,
+    batch_resource,
     emit,
     safe_name,
 )
@@ -35,12 +36,12 @@ def announce_verdict(result: IngestResult) -> str | None:
             batch_id=result.batch_id, sha256=result.sha256, data_version=result.data_version,
             path=result.location, warnings=result.warnings,
         )  # fmt: skip
-        return emit(BATCH_ACCEPTED, result.batch_id, payload)
+        return emit(BATCH_ACCEPTED, batch_resource(result.batch_id), payload)
     if result.verdict == "quarantined":
         assert result.location
         quarantined = QuarantinedPayload(
             quarantine_id=result.location.split("/", 1)[1], file=result.file,
             sha256=result.sha256, reasons=result.reasons,
         )  # fmt: skip
-        return emit(BATCH_QUARANTINED, safe_name(result.file), quarantined)
+        return emit(BATCH_QUARANTINED, batch_resource(safe_name(result.file)), quarantined)
     return None

@@ -95,6 +95,6 @@ def gate_and_register(task_name: Task, logged: list[LoggedCandidate], split: Spl
                 task=task_name, model=MODEL_NAMES[task_name], version=outcome.version,
                 run_id=best.run_id, candidate=best.name, reason=gate.reason, metrics=best.metrics,
             )  # fmt: skip
-            emit(MODEL_CHALLENGER, "", payload, resource=model_resource(MODEL_NAMES[task_name]))
+            emit(MODEL_CHALLENGER, model_resource(MODEL_NAMES[task_name]), payload)
     get_run_logger().info("%s: %s %s (%s)", task_name, best.name, gate.decision, gate.reason)
     return outcome
