@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,33 @@ class Thresholds(BaseModel):
     retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
     coverage_bounds: tuple[float, float] = (0.85, 0.99)
-    promotion_confidence: float = Field(0.95, gt=0.5, lt=1)
-    canary_share: float = Field(0.2, gt=0, lt=1)
+
+
+class Rollout(BaseModel):
+    """Live comparison of a challenger with the champion on paired per-batch errors."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided Wilcoxon test level")
+    min_batches: int = Field(5, ge=2, description="paired batches before shadow → canary")
+    canary_min_batches: int = Field(1, ge=1, description="batches in canary before promotion")
+    max_batches: int = Field(15, ge=3, description="not better after this many → rolled back")
+    canary_share: float = Field(0.2, gt=0, lt=1, description="share of batches (stable hash)")
+    max_error_rate: float = Field(0.05, ge=0, lt=1, description="challenger failures → rollback")
+    min_requests_for_error_rate: int = Field(20, ge=1)
+
+
+class Serving(BaseModel):
+    """The BentoML prediction service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    prediction_log_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite")
+    admin_token: SecretStr | None = Field(None, description="bearer token of /admin/*")
+    poll_seconds: float = Field(5.0, gt=0, description="how often the service checks aliases")
+    max_rows: int = Field(20_000, ge=1, description="rows accepted in one /predict request")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 class Training(BaseModel):
@@ -63,8 +88,6 @@ class Settings(BaseSettings):
     spec_path: Path = Field(DEFAULT_SPEC, description="dataset spec YAML of the batch files")
     prefect_api_url: str = "http://127.0.0.1:4200/api"
     mlflow_tracking_uri: str | None = Field(None, description="default: SQLite in state_dir")
-    service_host: str = "127.0.0.1"
-    service_port: int = Field(3000, ge=1, le=65535)
     max_file_mb: float = Field(50.0, gt=0)
     dvc_remote: Path | None = Field(
         None, description="DVC remote folder; default <state_dir>/dvc-remote"
@@ -74,6 +97,8 @@ class Settings(BaseSettings):
     )
     thresholds: Thresholds = Thresholds()
     training: Training = Training()
+    rollout: Rollout = Rollout()
+    serving: Serving = Serving()
     experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
     reports_dir: Path = Field(Path("monitoring/reports"), description="drift reports (HTML, JSON)")
 
@@ -82,6 +107,12 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def prediction_log_url(self) -> str:
+        if self.serving.prediction_log_url:
+            return self.serving.prediction_log_url
+        return f"sqlite:///{(self.state_dir / 'predictions.db').resolve()}"
 
     @property
     def dvc_remote_path(self) -> Path:

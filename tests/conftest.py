@@ -13,7 +13,7 @@ from bioprocessml.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
 
 TESTS = Path(__file__).parent
-FOLDER_MARKERS = {"unit", "data", "model", "integration"}
+FOLDER_MARKERS = {"unit", "data", "model", "service", "integration"}
 
 # Small, fast batches for tests: 48 h at 10-minute sampling.
 TINY = SimConfig(duration_h=48.0, online_interval_min=10.0)

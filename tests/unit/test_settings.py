@@ -12,10 +12,11 @@ from bioprocessml.settings import TELEMETRY_OFF, Settings, disable_telemetry
 
 def test_env_prefix_and_nested_thresholds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BIOPROCESSML_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("BIOPROCESSML_SERVICE_PORT", "3999")
+    monkeypatch.setenv("BIOPROCESSML_SERVING__PORT", "3999")
     monkeypatch.setenv("BIOPROCESSML_THRESHOLDS__DRIFT_SHARE", "0.5")
     settings = Settings()
-    assert settings.service_port == 3999
+    assert settings.serving.port == 3999
+    assert settings.serving.url == "http://127.0.0.1:3999"
     assert settings.thresholds.drift_share == 0.5
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
 
@@ -26,8 +27,8 @@ def test_explicit_tracking_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_invalid_setting_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOPROCESSML_SERVICE_PORT", "70000")
-    with pytest.raises(ValueError, match="service_port"):
+    monkeypatch.setenv("BIOPROCESSML_SERVING__PORT", "70000")
+    with pytest.raises(ValueError, match="port"):
         Settings()
 
 

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the prediction service, served by BentoML at /metrics next to its own
+request metrics (prometheus_client's registry; BentoML sets up multiprocess mode)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PREDICTIONS = Counter(
+    "bioprocessml_predictions",
+    "Model predictions by task, model version, role, route and outcome (ok | failed)",
+    ["task", "model_version", "role", "route", "outcome"],
+)
+LATENCY = Histogram(
+    "bioprocessml_prediction_seconds",
+    "Time one model took to predict, by task, model version and role",
+    ["task", "model_version", "role"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+REJECTED = Counter(
+    "bioprocessml_rejected_requests",
+    "Requests answered with an error, by HTTP status",
+    ["status"],
+)
+DISAGREEMENT = Histogram(
+    "bioprocessml_shadow_disagreement",
+    "Absolute difference between champion and challenger means (target unit), by task",
+    ["task"],
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+)
+STAGE = Gauge(
+    "bioprocessml_rollout_stage",
+    "1 for the task's current rollout stage (none | shadow | canary)",
+    ["task", "stage"],
+    multiprocess_mode="livemax",
+)
