@@ -34,6 +34,10 @@ quarantine_app = typer.Typer(help="Files that failed validation.", no_args_is_he
 app.add_typer(quarantine_app, name="quarantine")
 drift_app = typer.Typer(help="Drift monitoring of accepted batches.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+rollout_app = typer.Typer(
+    help="Challenger rollouts in the prediction service.", no_args_is_help=True
+)
+app.add_typer(rollout_app, name="rollout")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -296,6 +300,50 @@ def drift_history(
     t = settings.thresholds
     target = plot or settings.reports_dir / "drift_history.png"
     console.print(f"trend plot: {plot_history(records, target, t.drift_share, t.cusum_h)}")
+
+
+TaskOption = Annotated[
+    str | None,
+    typer.Option("--task", help="soft_sensor or harvest (default: both)."),
+]
+
+
+@app.command()
+def rollback(
+    task: TaskOption = None,
+    reason: Annotated[str, typer.Option(help="Recorded with the stage change.")] = "by hand",
+) -> None:
+    """Roll back now: end the active rollout, or with none, restore the previous champion."""
+    from bioprocessml.rollout import RolloutError, as_task, roll_back
+    from models.base import TASKS
+
+    settings = Settings()
+    if task is not None:
+        console.print(roll_back(settings, as_task(task), f"manual: {reason}"))
+        return
+    done = 0
+    for name in TASKS:
+        try:
+            console.print(roll_back(settings, name, f"manual: {reason}"))
+            done += 1
+        except RolloutError as exc:
+            console.print(f"{exc}: skipped")
+    if not done:
+        raise BioprocessMLError("nothing to roll back: no active rollout, no previous champion")
+
+
+@rollout_app.command("status")
+def rollout_status() -> None:
+    """Every rollout stage change so far (with its statistical reason) and what runs now."""
+    from monitoring.rollout_store import transitions
+    from monitoring.serving_db import engine_for
+
+    settings = Settings()
+    table = Table("time (UTC)", "task", "challenger", "stage", "batch", "reason")
+    for t in transitions(engine_for(settings.prediction_log_url)):
+        table.add_row(f"{t.at:%Y-%m-%d %H:%M:%S}", t.task, t.challenger_version, t.stage,
+                      t.batch_id or "-", t.reason)  # fmt: skip
+    console.print(table)
 
 
 @quarantine_app.command("list")

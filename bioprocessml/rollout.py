@@ -155,5 +155,7 @@ def notify_service(settings: Settings) -> bool:
         return False
 
 
-def all_tasks(task: Task | None) -> tuple[Task, ...]:
-    return TASKS if task is None else (task,)
+def as_task(name: str) -> Task:
+    if name not in TASKS:
+        raise RolloutError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    return name

@@ -3,12 +3,14 @@ worse on purpose, and request rows cut from simulated batches."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bioprocessml.dataset import TIME, to_spec_frame
@@ -20,6 +22,7 @@ from models.base import TASKS, Prediction, Samples, Task
 from models.features import FeatureSpec, make_samples
 from models.pls import PLSModel
 from models.registry import CHAMPION, Lineage, configure, log_candidate, register, set_alias
+from monitoring.serving_db import engine_for, predictions
 from tests.conftest import TINY
 
 TOKEN = "test-admin-token"
@@ -123,3 +126,19 @@ def asgi_app() -> Any:
 def client(serving_settings: Settings, asgi_app: Any) -> Iterator[TestClient]:
     with TestClient(asgi_app) as test_client:
         yield test_client
+
+
+def logged(settings: Settings) -> pd.DataFrame:
+    with engine_for(settings.prediction_log_url).connect() as conn:
+        return pd.DataFrame(conn.execute(select(predictions)).mappings().all())
+
+
+def wait_for_rows(settings: Settings, n: int, timeout: float = 20.0) -> pd.DataFrame:
+    """Shadow predictions are logged after the answer is sent: wait until they land."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = logged(settings)
+        if len(log) >= n:
+            return log
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} logged predictions, found {len(logged(settings))}")

@@ -7,7 +7,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bioprocessml import rollout
@@ -16,24 +15,20 @@ from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
 from models.registry import CHAMPION, PREVIOUS, alias_version
-from monitoring.serving_db import engine_for, predictions
 from tests.service.conftest import (
     AUTH,
     Broken,
     Offset,
+    logged,
     register_champions,
     register_model,
     request_rows,
+    wait_for_rows,
 )
 
 
 def rows_of(batch: pd.DataFrame, spec: DatasetSpec, upto_h: float = 24.0) -> list[dict[str, Any]]:
     return request_rows(batch, spec, upto_h)
-
-
-def logged(settings: Settings) -> pd.DataFrame:
-    with engine_for(settings.prediction_log_url).connect() as conn:
-        return pd.DataFrame(conn.execute(select(predictions)).mappings().all())
 
 
 @pytest.fixture
@@ -214,16 +209,3 @@ def test_failing_challenger_falls_back_and_is_rolled_back(
     assert len(failures) == 3 and failures["error"].str.contains("broken on purpose").all()
     text = generate_latest().decode()
     assert 'outcome="failed",role="challenger"' in text.replace('route="canary",', "")
-
-
-def wait_for_rows(settings: Settings, n: int, timeout: float = 20.0) -> pd.DataFrame:
-    """Shadow predictions are logged after the answer is sent: wait until they land."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = logged(settings)
-        if len(log) >= n:
-            return log
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} logged predictions, found {len(logged(settings))}")

@@ -1,0 +1,31 @@
+"""Rollout-stage tasks: start shadowing a challenger, score a finished batch for it."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from bioprocessml import rollout
+from bioprocessml.rollout import as_task
+from bioprocessml.settings import Settings
+from models.base import TASKS
+
+
+@task(retries=2, retry_delay_seconds=5)
+def begin_rollout(task_name: str, version: str, reason: str) -> str:
+    state = rollout.begin(Settings(), as_task(task_name), version, reason)
+    message = f"{state.task}: version {state.challenger_version} in shadow against champion "
+    message += f"version {state.champion_version}"
+    get_run_logger().info(message)
+    return message
+
+
+@task(retries=2, retry_delay_seconds=5)
+def score_batch(batch_id: str) -> list[str]:
+    """Each active rollout's verdict after this batch (one line per task with a rollout)."""
+    lines = []
+    for name in TASKS:
+        decision = rollout.score_batch(Settings(), name, batch_id)
+        if decision is not None:
+            lines.append(f"{name}: {decision.stage} ({decision.reason})")
+            get_run_logger().info(lines[-1])
+    return lines
