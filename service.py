@@ -13,7 +13,9 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Annotated, Any
 
 import bentoml
@@ -111,17 +113,23 @@ class BioprocessService:
             return self._refuse(503, "no champion model yet: the first batches still train")
         request_id = uuid.uuid4().hex
         answers: dict[str, TaskAnswer] = {}
+        shadows: list[Callable[[], None]] = []
         for task, models in deployment.tasks.items():
             try:
-                answers[TASK_FIELDS[task]] = self._answer(task, models, frame, request_id)
+                answers[TASK_FIELDS[task]] = self._answer(task, models, frame, request_id, shadows)
             except RuntimeError as exc:
                 return self._refuse(500, str(exc))
+        for shadow in shadows:  # only once every answer is ready: they never delay it
+            self.background.submit(shadow)
         return PredictResponse(
             request_id=request_id, batch_id=batch_id, time_h=float(frame["time"].iloc[-1]),
             **answers,
         )  # fmt: skip
 
-    def _answer(self, task: Task, models: TaskModels, frame: pd.DataFrame, rid: str) -> TaskAnswer:
+    def _answer(
+        self, task: Task, models: TaskModels, frame: pd.DataFrame, rid: str,
+        shadows: list[Callable[[], None]],
+    ) -> TaskAnswer:  # fmt: skip
         batch_id = str(frame["batch_id"].iloc[0])
         assert models.champion is not None
         route: Route = "champion"
@@ -140,7 +148,7 @@ class BioprocessService:
         if served.error is not None:
             raise RuntimeError(f"{task} champion version {first.version} failed: {served.error}")
         if second is not None:
-            self.background.submit(self._shadow, task, models, second, frame, rid, route, served)
+            shadows.append(partial(self._shadow, task, models, second, frame, rid, route, served))
         assert served.mean is not None and served.lower is not None and served.upper is not None
         return TaskAnswer(
             mean=served.mean, lower=served.lower, upper=served.upper, unit=self.unit,

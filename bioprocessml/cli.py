@@ -184,13 +184,15 @@ def _prefect_ready(settings: Settings) -> None:
 def up(
     watch: Annotated[bool, typer.Option(help="Also start the incoming-folder watcher.")] = True,
 ) -> None:
-    """Start the embedded stack: Prefect server (SQLite), deployments, a worker and the watcher."""
+    """Start the embedded stack: Prefect server (SQLite), deployments, a worker, the watcher and
+    the BentoML prediction service."""
     from bioprocessml.stack import up as start
 
     settings = Settings()
-    with console.status("starting Prefect server, deploying flows, starting worker…"):
+    with console.status("starting Prefect server, deploying flows, worker, service…"):
         start(settings, watch=watch)
     console.print(f"Prefect UI: {settings.prefect_api_url.removesuffix('/api')}")
+    console.print(f"prediction service (Swagger UI): {settings.serving.url}")
     console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
 
 

@@ -1,4 +1,5 @@
-"""Start and stop the embedded stack: Prefect server (SQLite), deployments, worker, watcher.
+"""Start and stop the embedded stack: Prefect server (SQLite), deployments, worker, watcher and
+the BentoML prediction service.
 
 Every process runs in its own session with its log under `<state_dir>/logs/` and its pid under
 `<state_dir>/pids/`, so `bioprocessml down` (and tests) can stop exactly what was started.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -55,8 +57,30 @@ def stack_env(settings: Settings) -> dict[str, str]:
         BIOPROCESSML_DVC_REMOTE=str(settings.dvc_remote_path),
         BIOPROCESSML_WATCH_SETTLE_SECONDS=str(settings.watch_settle_seconds),
         BIOPROCESSML_MAX_FILE_MB=str(settings.max_file_mb),
+        BIOPROCESSML_SERVING__HOST=settings.serving.host,
+        BIOPROCESSML_SERVING__PORT=str(settings.serving.port),
+        BIOPROCESSML_SERVING__PREDICTION_LOG_URL=settings.prediction_log_url,
     )
+    token = admin_token(settings)
+    if token:
+        env["BIOPROCESSML_SERVING__ADMIN_TOKEN"] = token
     return env
+
+
+def admin_token(settings: Settings) -> str | None:
+    """The service's admin token: the configured one, else the one `up` generated for its
+    processes (kept in the state folder, readable by the owner only)."""
+    if settings.serving.admin_token is not None:
+        return settings.serving.admin_token.get_secret_value()
+    path = settings.state_dir / "admin-token"
+    return path.read_text().strip() if path.is_file() else None
+
+
+def ensure_admin_token(settings: Settings) -> None:
+    path = settings.state_dir / "admin-token"
+    if settings.serving.admin_token is None and not path.is_file():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -125,16 +149,27 @@ def start_watcher(settings: Settings) -> None:
     start_process(settings, "watcher", [str(BIN / "bioprocessml"), "watch"], PROJECT_ROOT)
 
 
-def up(settings: Settings, watch: bool = True) -> None:
+def start_service(settings: Settings, timeout: float = 180) -> None:
+    """`bentoml serve` of service.py; live once /livez answers (ready only with a champion)."""
+    args = [str(BIN / "bentoml"), "serve", "service:BioprocessService", "--host",
+            settings.serving.host, "--port", str(settings.serving.port)]  # fmt: skip
+    proc = start_process(settings, "bentoml-service", args, PROJECT_ROOT)
+    wait_http(f"{settings.serving.url}/livez", proc, timeout, "BentoML service")
+
+
+def up(settings: Settings, watch: bool = True, serve: bool = True) -> None:
     settings.prepare()
+    ensure_admin_token(settings)
     start_prefect_server(settings)
     deploy_flows(settings)
     start_worker(settings)
+    if serve:
+        start_service(settings)
     if watch:
         start_watcher(settings)
 
 
-STOP_ORDER = ["watcher", "prefect-worker"]  # clients first, servers last
+STOP_ORDER = ["watcher", "prefect-worker", "bentoml-service"]  # clients first, servers last
 
 
 def down(settings: Settings, grace: float = 10.0) -> list[str]:

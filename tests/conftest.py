@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -50,3 +51,28 @@ def plant_spec() -> DatasetSpec:
 @pytest.fixture(scope="session")
 def normal_batches() -> list[pd.DataFrame]:
     return simulate(20, "normal", seed=7)
+
+
+# --- service and rollout: PLS champions trained on tiny batches, and batches seen live ---
+@pytest.fixture(scope="session")
+def training_batches() -> list[pd.DataFrame]:
+    return simulate(8, "normal", seed=21, cfg=TINY)
+
+
+@pytest.fixture(scope="session")
+def live_batches() -> list[pd.DataFrame]:
+    """Batches the service sees live, from the same process as the training batches."""
+    return simulate(12, "normal", seed=22, start=101, cfg=TINY)
+
+
+@pytest.fixture(scope="session")
+def pls(training_batches: list[pd.DataFrame], spec: DatasetSpec) -> dict[str, Any]:
+    from models.base import TASKS
+    from models.features import FeatureSpec, make_samples
+    from models.pls import PLSModel
+
+    features = FeatureSpec.from_spec(spec)
+    return {
+        task: PLSModel(task, features).fit(make_samples(training_batches, features, task))
+        for task in TASKS
+    }

@@ -1,5 +1,5 @@
 """One real stack per test session: Prefect server (SQLite), deployments from prefect.yaml, a
-process worker and the watcher, all on a free port in a temporary state folder."""
+process worker, the watcher and the BentoML service, on free ports in a temporary state folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bioprocessml.settings import Settings
+from bioprocessml.settings import Serving, Settings
 from bioprocessml.stack import down, free_port, up
 
 T = TypeVar("T")
@@ -34,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         data_dir=root / "data",
         prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
         watch_settle_seconds=0.5,
+        serving=Serving(port=free_port()),
     )
     try:
         up(settings, watch=True)

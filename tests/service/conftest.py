@@ -15,15 +15,12 @@ from starlette.testclient import TestClient
 
 from bioprocessml.dataset import TIME, to_spec_frame
 from bioprocessml.settings import Settings
-from bioprocessml.simulator import simulate
 from bioprocessml.spec import DatasetSpec
 from bioprocessml.stack import free_port
-from models.base import TASKS, Prediction, Samples, Task
-from models.features import FeatureSpec, make_samples
+from models.base import Prediction, Samples, Task
 from models.pls import PLSModel
 from models.registry import CHAMPION, Lineage, configure, log_candidate, register, set_alias
 from monitoring.serving_db import engine_for, predictions
-from tests.conftest import TINY
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,26 +47,6 @@ class Broken(Offset):
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
         raise RuntimeError("broken on purpose")
-
-
-@pytest.fixture(scope="session")
-def training_batches() -> list[pd.DataFrame]:
-    return simulate(8, "normal", seed=21, cfg=TINY)
-
-
-@pytest.fixture(scope="session")
-def live_batches() -> list[pd.DataFrame]:
-    """Batches the service sees live, from the same process as the training batches."""
-    return simulate(12, "normal", seed=22, start=101, cfg=TINY)
-
-
-@pytest.fixture(scope="session")
-def pls(training_batches: list[pd.DataFrame], spec: DatasetSpec) -> dict[Task, PLSModel]:
-    features = FeatureSpec.from_spec(spec)
-    return {
-        task: PLSModel(task, features).fit(make_samples(training_batches, features, task))
-        for task in TASKS
-    }
 
 
 @pytest.fixture
