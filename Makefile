@@ -51,6 +51,7 @@ bench: setup ## Run the benchmarks; results in benchmarks/results/
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/serving.py
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .bioprocessml

@@ -71,7 +71,10 @@ class Training(BaseModel):
     """Retraining: which candidates, how batches are held out, how tasks run."""
 
     candidates: list[Literal["pls", "gp", "lstm"]] = ["pls", "gp", "lstm"]
-    holdout_fraction: float = Field(0.33, gt=0, lt=1, description="newest batches held out")
+    holdout_fraction: float = Field(0.33, gt=0, lt=1, description="share of batches held out")
+    holdout: Literal["spread", "newest"] = Field(
+        "spread", description="held-out batches spread over arrival order, or the newest"
+    )
     seed: int = 0
     task_runner: Literal["threads", "dask"] = Field("threads", description="dask: prefect-dask")
     max_workers: int = Field(2, ge=1, description="candidates trained at once")

@@ -14,15 +14,26 @@ from models.base import FloatArray, Prediction, Samples, Task
 CHECKPOINTS = (0.25, 0.5, 0.75)
 
 
-def split_batches(batch_ids: list[str], holdout_fraction: float) -> tuple[list[str], list[str]]:
-    """Hold out the newest batches (ids given oldest first): a model is judged on what came
-    after what it learned from, as it will be in production."""
-    n_test = max(2, round(len(batch_ids) * holdout_fraction))
-    if len(batch_ids) - n_test < 2:
-        raise ValueError(
-            f"need at least {n_test + 2} batches to train and hold out, got {len(batch_ids)}"
-        )
-    return batch_ids[:-n_test], batch_ids[-n_test:]
+def split_batches(
+    batch_ids: list[str], holdout_fraction: float, strategy: str = "newest"
+) -> tuple[list[str], list[str]]:
+    """Whole batches (ids given oldest first) for training and for holding out.
+
+    `newest`: hold out the newest batches: a model is judged on what came after what it learned
+    from. `spread`: hold out batches evenly spread over arrival order, the newest included, so
+    that after a process change the new regime is in both sets; with `newest` a retrained
+    model could not learn it until the new batches outnumber the held-out share."""
+    n = len(batch_ids)
+    n_test = max(2, round(n * holdout_fraction))
+    if n - n_test < 2:
+        raise ValueError(f"need at least {n_test + 2} batches to train and hold out, got {n}")
+    if strategy == "newest":
+        return batch_ids[:-n_test], batch_ids[-n_test:]
+    held = {round(n - 1 - j * n / n_test) for j in range(n_test)}
+    return (
+        [b for i, b in enumerate(batch_ids) if i not in held],
+        [b for i, b in enumerate(batch_ids) if i in held],
+    )
 
 
 def rmse(error: FloatArray) -> float:

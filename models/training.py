@@ -60,7 +60,9 @@ class Split:
 
 
 def split_data(data: TrainingData, spec: DatasetSpec, settings: Settings) -> Split:
-    train_ids, holdout_ids = split_batches(data.batch_ids, settings.training.holdout_fraction)
+    train_ids, holdout_ids = split_batches(
+        data.batch_ids, settings.training.holdout_fraction, settings.training.holdout
+    )
     by_id = dict(zip(data.batch_ids, data.batches, strict=True))
     lineage = Lineage(
         data_version=data.data_version, git_commit=git_commit(), spec_sha256=spec.sha256,

@@ -1,6 +1,7 @@
 """When to ask for retraining: on drift or degraded error, without retrain storms.
 
-At most one retrain pending at a time, and a cool-down counted in batches after each request.
+At most one retrain pending at a time, none while a challenger is rolled out, and a cool-down
+counted in batches after each request.
 With no champion yet, once enough batches are accepted, ask for a bootstrap training instead.
 """
 
@@ -34,6 +35,7 @@ def decide_retrain(
     reasons: list[str],
     history: list[DriftRecord],
     pending: bool,
+    rollout_active: bool = False,
     bootstrap_batches: int,
     cooldown: int,
 ) -> RetrainDecision:
@@ -53,6 +55,11 @@ def decide_retrain(
         return RetrainDecision(
             request=False, kind=kind, reasons=reasons, suppressed="a retrain is already pending"
         )
+    if rollout_active:
+        return RetrainDecision(
+            request=False, kind=kind, reasons=reasons,
+            suppressed="a challenger is being rolled out: judged live first",
+        )  # fmt: skip
     if since is not None and since < cooldown:
         return RetrainDecision(
             request=False, kind=kind, reasons=reasons,

@@ -43,7 +43,7 @@ class GateOutcome(GateResult):
 
 @task(name="load-training-data", retries=2, retry_delay_seconds=5)
 def prepare_split(data_version: str | None = None) -> Split:
-    """Accepted batches at one DVC version, split into training and newest held-out batches."""
+    """Accepted batches at one DVC version, split into training and held-out batches."""
     settings = Settings()
     data = load_training_data(settings, data_version)
     split = split_data(data, load_spec(settings.spec_path), settings)

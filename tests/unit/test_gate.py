@@ -37,3 +37,13 @@ def test_pick_best_prefers_calibrated_candidates() -> None:
     results = {"pls": m(1.0), "gp": m(0.8, coverage=0.6), "lstm": m(0.9)}
     assert pick_best(results, BOUNDS) == "lstm"
     assert pick_best({"gp": m(0.8, coverage=0.6), "pls": m(1.0, coverage=0.5)}, BOUNDS) == "gp"
+
+
+def test_spread_holdout_keeps_the_newest_regime_in_both_sets() -> None:
+    from models.evaluate import split_batches
+
+    ids = [f"N{i:03d}" for i in range(1, 21)] + ["RM021", "RM022"]
+    train, held = split_batches(ids, 0.33, "spread")
+    assert len(held) == 7 and len(train) == 15 and not set(train) & set(held)
+    assert "RM022" in held and "RM021" in train
+    assert split_batches(ids, 0.33, "newest")[1] == ids[-7:]
