@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from bioprocessml.dataset import TIME, canonical_frame
+from bioprocessml.dataset import TIME, canonical_frame, to_spec_frame
 from bioprocessml.errors import BatchLoadError, BioprocessMLError
 from bioprocessml.events import safe_name
 from bioprocessml.spec import DatasetSpec
@@ -103,3 +103,13 @@ def _check_numbers(raw: pd.DataFrame, frame: pd.DataFrame, spec: DatasetSpec) ->
     if (time.diff().dropna() < 0).any():
         row = int(np.flatnonzero(time.diff() < 0)[0])
         raise InputError(f"{spec.time.column}: time goes backwards at row {row}")
+
+
+def request_rows(batch: pd.DataFrame, spec: DatasetSpec, upto_h: float) -> list[dict[str, Cell]]:
+    """A canonical batch's rows up to a time as a client sends them: the spec's columns and
+    units, missing values as null (the demo's client, the tests and the benchmark use it)."""
+    part = to_spec_frame(batch[batch[TIME] <= upto_h], spec)
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in part.to_dict(orient="records")
+    ]

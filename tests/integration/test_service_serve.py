@@ -16,11 +16,13 @@ import pytest
 
 from bioprocessml import rollout
 from bioprocessml.loadgen import LoadGenerator
+from bioprocessml.serving import request_rows
 from bioprocessml.settings import PROJECT_ROOT, Settings
 from bioprocessml.spec import DatasetSpec
 from bioprocessml.stack import BIN, down, free_port, start_service
+from models.biased import BiasedModel
 from tests.integration.conftest import wait_until
-from tests.service.conftest import TOKEN, Offset, register_champions, register_model, request_rows
+from tests.service.conftest import TOKEN, register_champions, register_model
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -50,7 +52,7 @@ def test_switches_under_load_fail_no_request(
     example = training_batches[0].head(12)
     register_champions(settings, pls, example)
     better = register_model(settings, pls["soft_sensor"], example)
-    weak = register_model(settings, Offset(pls["soft_sensor"], 1.0), example)
+    weak = register_model(settings, BiasedModel(pls["soft_sensor"], 1.0), example)
     payloads = [
         {"batch_id": str(b["batch_id"].iloc[0]), "rows": request_rows(b, spec, cut)}
         for b in live_batches[:6]

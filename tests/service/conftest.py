@@ -13,12 +13,10 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from bioprocessml.dataset import TIME, to_spec_frame
 from bioprocessml.settings import Settings
-from bioprocessml.spec import DatasetSpec
 from bioprocessml.stack import free_port
-from models.base import Prediction, Samples, Task
-from models.pls import PLSModel
+from models.base import Prediction, Task
+from models.biased import BiasedModel
 from models.registry import CHAMPION, Lineage, configure, log_candidate, register, set_alias
 from monitoring.serving_db import engine_for, predictions
 
@@ -26,23 +24,7 @@ TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class Offset:
-    """A model whose answers are shifted by `offset`: a deliberately worse (or, as champion,
-    a beatable) model with the same interface."""
-
-    def __init__(self, base: PLSModel, offset: float) -> None:
-        self.base, self.offset = base, offset
-        self.name, self.task = f"{base.name}+{offset}", base.task
-
-    def fit(self, samples: Samples) -> Offset:
-        return self
-
-    def predict(self, histories: list[pd.DataFrame]) -> Prediction:
-        p = self.base.predict(histories)
-        return Prediction(p.mean + self.offset, p.lower + self.offset, p.upper + self.offset)
-
-
-class Broken(Offset):
+class Broken(BiasedModel):
     """A challenger that fails on every request (its error rate must trigger a rollback)."""
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
@@ -79,15 +61,6 @@ def register_champions(
     for task, version in versions.items():
         set_alias(task, CHAMPION, version)
     return versions
-
-
-def request_rows(batch: pd.DataFrame, spec: DatasetSpec, upto_h: float) -> list[dict[str, Any]]:
-    """The batch's rows up to a time, as a client sends them: the spec's columns and units."""
-    part = to_spec_frame(batch[batch[TIME] <= upto_h], spec)
-    return [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()}
-        for row in part.to_dict(orient="records")
-    ]
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,18 @@ import pytest
 from starlette.testclient import TestClient
 
 from bioprocessml import rollout
+from bioprocessml.serving import request_rows
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
+from models.biased import BiasedModel
 from models.registry import CHALLENGER, CHAMPION, PREVIOUS, alias_version, set_alias
 from monitoring.rollout_store import transitions
 from monitoring.serving_db import engine_for
 from tests.service.conftest import (
     AUTH,
-    Offset,
     register_champions,
     register_model,
-    request_rows,
     wait_for_rows,
 )
 
@@ -61,10 +61,10 @@ def started(
     challenger offset) in g/L added to the same PLS model's answers."""
     champion_offset, challenger_offset = request.param
     example = training_batches[0].head(12)
-    champions = {t: Offset(m, champion_offset) for t, m in pls.items()}
+    champions = {t: BiasedModel(m, champion_offset) for t, m in pls.items()}
     register_champions(serving_settings, champions, example)
     version = register_model(
-        serving_settings, Offset(pls["soft_sensor"], challenger_offset), example
+        serving_settings, BiasedModel(pls["soft_sensor"], challenger_offset), example
     )
     set_alias("soft_sensor", CHALLENGER, version)
     rollout.begin(serving_settings, "soft_sensor", version, "test")

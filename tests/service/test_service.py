@@ -10,19 +10,18 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from bioprocessml import rollout
-from bioprocessml.serving import canary_bucket
+from bioprocessml.serving import canary_bucket, request_rows
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
+from models.biased import BiasedModel
 from models.registry import CHAMPION, PREVIOUS, alias_version
 from tests.service.conftest import (
     AUTH,
     Broken,
-    Offset,
     logged,
     register_champions,
     register_model,
-    request_rows,
     wait_for_rows,
 )
 
@@ -147,7 +146,7 @@ def test_shadow_then_canary_then_promotion_switches_without_restart(
     training_batches: list[pd.DataFrame], live_batches: list[pd.DataFrame], spec: DatasetSpec,
 ) -> None:  # fmt: skip
     example = training_batches[0].head(12)
-    register_champions(serving_settings, {t: Offset(m, 0.5) for t, m in pls.items()}, example)
+    register_champions(serving_settings, {t: BiasedModel(m, 0.5) for t, m in pls.items()}, example)
     challenger = register_model(serving_settings, pls["soft_sensor"], example)
     rollout.begin(serving_settings, "soft_sensor", challenger, "test")
     assert client.post("/admin/reload", headers=AUTH).json()["tasks"]["soft_sensor"] == {
