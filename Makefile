@@ -10,7 +10,7 @@ UV_FLAGS := --python $(BIN)/python --compile-bytecode $(if $(FIND_LINKS),--find-
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock lint test test-fast demo up stop bench clean
+.PHONY: help setup lock lint test test-slow test-fast demo up stop bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ lint: setup ## ruff + mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup lint ## Set up, lint and run the whole test suite
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup lint ## Set up, lint and run the test suite (all but the slow campaign test)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup ## The slow campaign test: a short demo through the real servers (~8 min)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 test-fast: setup ## Unit and data tests only
 	$(BIN)/pytest -m "unit or data" $(PYTEST_ARGS)

@@ -92,7 +92,6 @@ class BioprocessService:
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
-        self.stopped = threading.Event()
         self.reload()
         threading.Thread(target=self._follow_registry, name="registry", daemon=True).start()
 
@@ -245,7 +244,8 @@ class BioprocessService:
 
     def _follow_registry(self) -> None:
         """Poll the aliases and rollouts, so a change made anywhere reaches this service."""
-        while not self.stopped.wait(self.settings.serving.poll_seconds):
+        while True:
+            time.sleep(self.settings.serving.poll_seconds)
             try:
                 if wanted_now(self.settings) != self.deployment.wanted():
                     self.reload()

@@ -7,6 +7,7 @@ never a traceback. Heavy libraries are imported inside the commands that need th
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -154,15 +155,66 @@ def config() -> None:
 
 
 @app.command()
-def demo(
-    out: Annotated[Path | None, typer.Option(help="Folder (default: <state_dir>/demo).")] = None,
+def scenarios(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default: <state_dir>/scenarios).")
+    ] = None,
     batches: Annotated[int, typer.Option(min=2, help="Normal batches.")] = 20,
 ) -> None:
-    """Run the demo campaign: what the pipeline can do today, end to end."""
-    from bioprocessml.demo import run_demo
+    """Simulate every scenario, load the files through the spec, tabulate and plot (no stack)."""
+    from bioprocessml.scenarios import show_scenarios
 
     settings = Settings()
-    run_demo(out or settings.state_dir / "demo", batches, _load_spec(None), console)
+    show_scenarios(out or settings.state_dir / "scenarios", batches, _load_spec(None), console)
+
+
+@app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option(help="Shorter run: 10 normal batches, first model after 6, PLS + GP.")
+    ] = False,
+    changed: Annotated[
+        int, typer.Option(min=3, help="Most batches after the process change.")
+    ] = 14,
+) -> None:
+    """The campaign, live: start the stack, drop batch files into incoming/ and watch the chain
+    bootstrap a champion, quarantine bad files, detect drift, retrain, roll out and roll back."""
+    from bioprocessml.campaign import CampaignPlan, demo_settings, run_campaign
+    from bioprocessml.timeline import build_timeline, format_timeline
+
+    settings = demo_settings(Settings(), quick)
+    plan = CampaignPlan(normal=10 if quick else 20, changed=changed)
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.0f} s[/dim]  {text}")
+
+    report, seconds = run_campaign(settings, plan, say)
+    rows = build_timeline(settings)
+    text = format_timeline(rows)
+    (settings.state_dir / "campaign" / "timeline.txt").write_text(text + "\n")
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if report is not None:
+        console.print(f"/predict calls: {report.sent} sent, {report.failed} failed, "
+                      f"p50 {report.p50_ms:.0f} ms, p99 {report.p99_ms:.0f} ms")  # fmt: skip
+    console.print(f"campaign: {seconds / 60:.1f} min")
+    _print_urls(settings)
+    console.print("the stack keeps running for you to look around; stop it with `make stop`")
+
+
+def _print_urls(settings: Settings) -> None:
+    prefect = settings.prefect_api_url.removesuffix("/api")
+    mlflow = f"http://127.0.0.1:{settings.mlflow_ui_port}"
+    docs = sorted(settings.quarantine_dir.resolve().glob("*/**/index.html"))
+    for name, url in [
+        ("Prefect deployments", f"{prefect}/deployments"), ("Prefect events", f"{prefect}/events"),
+        ("Prefect flow runs", f"{prefect}/runs"), ("MLflow runs", f"{mlflow}/#/experiments"),
+        ("MLflow registry (aliases)", f"{mlflow}/#/models"),
+        ("BentoML Swagger UI", settings.serving.url),
+        ("Evidently reports", str(settings.reports_dir.resolve())),
+        ("GX Data Docs", str(docs[0]) if docs else "none"),
+    ]:  # fmt: skip
+        console.print(f"  {name:<26} {url}")
 
 
 def _prefect_ready(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""A client that calls /predict without pause from a few threads and counts what came back:
+"""A client that calls /predict from a few threads (without pause by default) and counts what
+came back:
 the load test, the demo campaign and the serving benchmark use it to show that model switches
 never fail a request."""
 
@@ -35,13 +36,21 @@ class LoadReport(BaseModel):
 class LoadGenerator:
     """Start with `start()`, stop with `stop()`, which returns the report."""
 
-    def __init__(self, url: str, payload: Callable[[int], Payload], clients: int = 2) -> None:
-        self.url, self.payload, self.clients = url.rstrip("/"), payload, clients
+    def __init__(
+        self, url: str, payload: Callable[[int], Payload], clients: int = 2, pause_s: float = 0.0
+    ) -> None:
+        self.url, self.payload, self.clients, self.pause_s = (
+            url.rstrip("/"),
+            payload,
+            clients,
+            pause_s,
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._latencies: list[float] = []
         self._failures: list[str] = []
         self._versions: Counter[str] = Counter()
+        self._batches: Counter[str] = Counter()
         self._sent = 0
         self._threads: list[threading.Thread] = []
         self._started = 0.0
@@ -70,12 +79,18 @@ class LoadGenerator:
                 versions=dict(self._versions),
             )  # fmt: skip
 
+    def answered(self, batch_id: str) -> int:
+        """Successful answers so far for one batch."""
+        with self._lock:
+            return self._batches[batch_id]
+
     def _run(self, client_index: int) -> None:
         with httpx.Client(timeout=60) as client:
             i = client_index
             while not self._stop.is_set():
                 self._call(client, self.payload(i))
                 i += self.clients
+                self._stop.wait(self.pause_s)
 
     def _call(self, client: httpx.Client, payload: Payload) -> None:
         start = time.perf_counter()
@@ -96,5 +111,6 @@ class LoadGenerator:
                 return
             self._latencies.append(elapsed)
             body = response.json()
+            self._batches[body["batch_id"]] += 1
             for key, task in (("titer_now", "soft_sensor"), ("titer_at_harvest", "harvest")):
                 self._versions[f"{task}:{body[key]['version']}"] += 1

@@ -48,6 +48,9 @@ class Rollout(BaseModel):
     canary_min_batches: int = Field(1, ge=1, description="batches in canary before promotion")
     max_batches: int = Field(15, ge=3, description="not better after this many → rolled back")
     canary_share: float = Field(0.2, gt=0, lt=1, description="share of batches (stable hash)")
+    canary_tolerance: float = Field(
+        0.1, ge=0, description="canary only if the challenger's mean error is ≤ this much higher"
+    )
     max_error_rate: float = Field(0.05, ge=0, lt=1, description="challenger failures → rollback")
     min_requests_for_error_rate: int = Field(20, ge=1)
 
@@ -91,6 +94,7 @@ class Settings(BaseSettings):
     spec_path: Path = Field(DEFAULT_SPEC, description="dataset spec YAML of the batch files")
     prefect_api_url: str = "http://127.0.0.1:4200/api"
     mlflow_tracking_uri: str | None = Field(None, description="default: SQLite in state_dir")
+    mlflow_ui_port: int = Field(5000, ge=1, le=65535, description="`up` serves the MLflow UI here")
     max_file_mb: float = Field(50.0, gt=0)
     dvc_remote: Path | None = Field(
         None, description="DVC remote folder; default <state_dir>/dvc-remote"

@@ -7,6 +7,7 @@ Every process runs in its own session with its log under `<state_dir>/logs/` and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from bioprocessml.settings import PROJECT_ROOT, TELEMETRY_OFF, Settings
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
 WORK_POOL = "bioprocessml"
+MONITORING_QUEUE = "monitoring"
 
 
 class StackError(BioprocessMLError):
@@ -40,30 +42,39 @@ def free_port() -> int:
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
-    """Environment for every process of the stack: one state folder, telemetry off."""
+    """Environment for every process of the stack: these exact settings (paths made absolute),
+    one state folder, telemetry off."""
     state = settings.state_dir.resolve()
-    env = {**os.environ, **TELEMETRY_OFF}
+    env = {**os.environ, **TELEMETRY_OFF, **settings_env(settings)}
     env.update(
         PREFECT_HOME=str(state / "prefect"),
         DVC_SITE_CACHE_DIR=str(state / "dvc-site"),
         PREFECT_API_URL=settings.prefect_api_url,
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="5",
-        BIOPROCESSML_STATE_DIR=str(state),
-        BIOPROCESSML_DATA_DIR=str(settings.data_dir.resolve()),
-        BIOPROCESSML_SPEC_PATH=str(settings.spec_path.resolve()),
-        BIOPROCESSML_PREFECT_API_URL=settings.prefect_api_url,
-        BIOPROCESSML_MLFLOW_TRACKING_URI=settings.tracking_uri,
-        BIOPROCESSML_DVC_REMOTE=str(settings.dvc_remote_path),
-        BIOPROCESSML_WATCH_SETTLE_SECONDS=str(settings.watch_settle_seconds),
-        BIOPROCESSML_MAX_FILE_MB=str(settings.max_file_mb),
-        BIOPROCESSML_SERVING__HOST=settings.serving.host,
-        BIOPROCESSML_SERVING__PORT=str(settings.serving.port),
-        BIOPROCESSML_SERVING__PREDICTION_LOG_URL=settings.prediction_log_url,
     )
     token = admin_token(settings)
     if token:
         env["BIOPROCESSML_SERVING__ADMIN_TOKEN"] = token
+    return env
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`BIOPROCESSML_*` variables that make `Settings()` in a child process equal `settings`."""
+    absolute = settings.model_copy(
+        update={
+            "state_dir": settings.state_dir.resolve(), "data_dir": settings.data_dir.resolve(),
+            "spec_path": settings.spec_path.resolve(), "reports_dir": settings.reports_dir.resolve(),
+            "mlflow_tracking_uri": settings.tracking_uri, "dvc_remote": settings.dvc_remote_path,
+        }
+    )  # fmt: skip
+    env = {}
+    for key, value in absolute.model_dump(
+        mode="json", exclude={"serving": {"admin_token"}}
+    ).items():
+        if value is not None:
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"BIOPROCESSML_{key.upper()}"] = text
     return env
 
 
@@ -135,8 +146,15 @@ def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
 
 
 def deploy_flows(settings: Settings) -> None:
-    """Create the process work pool (idempotent) and the deployments of prefect.yaml."""
+    """Create the process work pool, its `monitoring` queue (one run at a time, oldest first)
+    and the deployments of prefect.yaml; all idempotent."""
     run_prefect(settings, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+    try:
+        run_prefect(settings, "work-queue", "create", MONITORING_QUEUE, "--pool", WORK_POOL,
+                    "--limit", "1")  # fmt: skip
+    except StackError as exc:
+        if "already exists" not in str(exc):
+            raise
     run_prefect(settings, "deploy", "--all")
 
 
@@ -157,9 +175,18 @@ def start_service(settings: Settings, timeout: float = 180) -> None:
     wait_http(f"{settings.serving.url}/livez", proc, timeout, "BentoML service")
 
 
-def up(settings: Settings, watch: bool = True, serve: bool = True) -> None:
+def start_mlflow_ui(settings: Settings) -> subprocess.Popen[bytes]:
+    """An MLflow server on the same SQLite store, for its UI (runs, plots, registry aliases);
+    the pipeline itself writes to the store directly."""
+    args = [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
+            "--host", "127.0.0.1", "--port", str(settings.mlflow_ui_port), "--workers", "1"]  # fmt: skip
+    return start_process(settings, "mlflow-ui", args, settings.state_dir)
+
+
+def up(settings: Settings, watch: bool = True, serve: bool = True, ui: bool = True) -> None:
     settings.prepare()
     ensure_admin_token(settings)
+    mlflow_ui = start_mlflow_ui(settings) if ui else None  # starts while the rest comes up
     start_prefect_server(settings)
     deploy_flows(settings)
     start_worker(settings)
@@ -167,9 +194,11 @@ def up(settings: Settings, watch: bool = True, serve: bool = True) -> None:
         start_service(settings)
     if watch:
         start_watcher(settings)
+    if mlflow_ui is not None:
+        wait_http(f"http://127.0.0.1:{settings.mlflow_ui_port}/health", mlflow_ui, 120, "MLflow UI")
 
 
-STOP_ORDER = ["watcher", "prefect-worker", "bentoml-service"]  # clients first, servers last
+STOP_ORDER = ["watcher", "prefect-worker", "bentoml-service", "mlflow-ui"]  # clients first
 
 
 def down(settings: Settings, grace: float = 10.0) -> list[str]:

@@ -62,8 +62,11 @@ def retrain_batches(reason: str = "manual", data_version: str | None = None) -> 
         outcomes.append(gate_and_register(task, logged, split))
     client = mlflow.MlflowClient()
     for outcome in outcomes:
+        version = f" v{outcome.version}" if outcome.version else ""
         client.set_tag(
-            parent.info.run_id, f"gate.{outcome.task}", f"{outcome.decision}: {outcome.reason}"
+            parent.info.run_id,
+            f"gate.{outcome.task}",
+            f"{outcome.decision}{version}: {outcome.reason}",
         )
     client.set_terminated(parent.info.run_id)
     logger.info("retrain done: %s", [(o.task, o.decision, o.version) for o in outcomes])

@@ -3,7 +3,8 @@
 Each finished batch gives one pair (champion's error, challenger's error) on the same requests, so
 batches are the unit of evidence, as they are in training. A one-sided Wilcoxon signed-rank test
 on the per-batch differences decides; with n batches its smallest exact p-value is 2^-n, so at
-95 % confidence no verdict is possible before 5 batches.
+95 % confidence no verdict is possible before 5 batches. Until then a challenger whose mean error
+is clearly higher (beyond `canary_tolerance`) stays in shadow rather than reach users.
 """
 
 from __future__ import annotations
@@ -87,9 +88,15 @@ def decide(
     if test.p_worse < alpha:
         return Decision(stage="rolled_back", reason=f"worse: {test.summary()}", test=test)
     if stage == "shadow":
-        if test.n >= rules.min_batches:
-            return Decision(stage="canary", reason=f"not worse: {test.summary()}", test=test)
-        return Decision(stage=stage, reason=f"waiting for {rules.min_batches} batches", test=test)
+        if test.n < rules.min_batches:
+            return Decision(
+                stage=stage, reason=f"waiting for {rules.min_batches} batches", test=test
+            )
+        if test.relative_difference > rules.canary_tolerance:
+            return Decision(
+                stage=stage, reason=f"too uncertain for canary: {test.summary()}", test=test
+            )
+        return Decision(stage="canary", reason=f"not worse: {test.summary()}", test=test)
     if canary_batches >= rules.canary_min_batches and test.p_better < alpha:
         return Decision(stage="promoted", reason=f"better: {test.summary()}", test=test)
     if test.n >= rules.max_batches:

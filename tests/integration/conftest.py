@@ -37,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         serving=Serving(port=free_port()),
     )
     try:
-        up(settings, watch=True)
+        up(settings, watch=True, ui=False)
         yield settings
     finally:
         down(settings)

@@ -42,7 +42,7 @@ def test_simulate_writes_files_with_progress(tmp_path: Path) -> None:
 
 def test_every_command_has_help() -> None:
     for command in (["--help"], ["simulate", "--help"], ["inspect", "--help"], ["spec", "check", "--help"],
-                    ["config", "--help"], ["demo", "--help"]):  # fmt: skip
+                    ["config", "--help"], ["demo", "--help"], ["scenarios", "--help"]):  # fmt: skip
         result = run(*command)
         assert result.returncode == 0 and "Usage" in result.stdout
 

@@ -71,3 +71,12 @@ def test_identical_errors_are_no_evidence_either_way() -> None:
 def test_an_ended_rollout_cannot_be_decided_again() -> None:
     with pytest.raises(ValueError, match="already ended"):
         decide("promoted", [], [], 0, 0, 0, RULES)
+
+
+def test_a_clearly_worse_challenger_stays_in_shadow_until_the_test_can_reject_it() -> None:
+    rules = Rollout(min_batches=3)
+    champion, challenger = errors(3, 3.0)
+    held = decide("shadow", champion, challenger, 0, 100, 0, rules)
+    assert held.stage == "shadow" and held.reason.startswith("too uncertain for canary")
+    champion, challenger = errors(5, 3.0)
+    assert decide("shadow", champion, challenger, 0, 100, 0, rules).stage == "rolled_back"

@@ -1,6 +1,6 @@
-"""The demo campaign. Today: simulate every scenario, load it through the spec, summarise, plot.
+"""Every simulator scenario at a glance: simulate, load through the spec, summarise, plot.
 
-It grows stage by stage into the full event-driven campaign of the README.
+No stack needed: a quick look at the data the campaign and the tests use.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bioprocessml.spec import DatasetSpec
 SCENARIO_SEEDS = {name: 100 + i for i, name in enumerate(SCENARIOS)}
 
 
-def run_demo(out: Path, n_normal: int, spec: DatasetSpec, console: Console) -> Path:
+def show_scenarios(out: Path, n_normal: int, spec: DatasetSpec, console: Console) -> Path:
     """Simulate each scenario into `out/<scenario>/`, load the files back, tabulate and plot."""
     if out.exists():
         shutil.rmtree(out)
