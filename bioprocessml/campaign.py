@@ -45,6 +45,7 @@ from models.registry import (
     register,
     set_alias,
 )
+from monitoring.history import record_path
 from monitoring.rollout_store import Transition, active_rollout, transitions
 from monitoring.serving_db import engine_for
 
@@ -89,13 +90,20 @@ class Campaign:
         self.client: LoadGenerator | None = None
         self.live: list[Payload] = []
         self.in_flight: str | None = None
+        self.monitored: list[str] = []
         self.started = time.time()
 
     # --- driving the chain -----------------------------------------------------------------
     def drop(self, path: Path) -> None:
-        """Move a file into incoming/ as a transfer tool would. The previous file's verdict is
-        awaited first: one file at a time in validation, while the chain runs on behind."""
-        self.settle()
+        """Move a file into incoming/ as a transfer tool would. First the previous file's verdict
+        and the monitoring of the batch before it are awaited: batches arrive no faster than the
+        chain judges them, at most one behind."""
+        accepted = self.settle()
+        if accepted is not None and accepted.verdict == "accepted" and accepted.batch_id:
+            self.monitored.append(accepted.batch_id)
+        if len(self.monitored) >= 2:
+            record = record_path(self.settings.reports_dir, self.monitored[-2])
+            wait_for(record.is_file, f"the drift check of {self.monitored[-2]}", self.plan.wait_s)
         incoming = self.settings.incoming_dir
         partial = incoming / f"{path.name}.part"
         shutil.copyfile(path, partial)
