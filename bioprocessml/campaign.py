@@ -91,19 +91,21 @@ class Campaign:
         self.live: list[Payload] = []
         self.in_flight: str | None = None
         self.monitored: list[str] = []
+        self.lag = 3  # before any rollout; 1 once rollouts are judged on each batch
         self.started = time.time()
 
     # --- driving the chain -----------------------------------------------------------------
     def drop(self, path: Path) -> None:
         """Move a file into incoming/ as a transfer tool would. First the previous file's verdict
-        and the monitoring of the batch before it are awaited: batches arrive no faster than the
-        chain judges them, at most one behind."""
+        and the monitoring of the batch `lag` before it are awaited: batches arrive no faster
+        than the chain judges them."""
         accepted = self.settle()
         if accepted is not None and accepted.verdict == "accepted" and accepted.batch_id:
             self.monitored.append(accepted.batch_id)
-        if len(self.monitored) >= 2:
-            record = record_path(self.settings.reports_dir, self.monitored[-2])
-            wait_for(record.is_file, f"the drift check of {self.monitored[-2]}", self.plan.wait_s)
+        if len(self.monitored) > self.lag:
+            behind = self.monitored[-1 - self.lag]
+            record = record_path(self.settings.reports_dir, behind)
+            wait_for(record.is_file, f"the drift check of {behind}", self.plan.wait_s)
         incoming = self.settings.incoming_dir
         partial = incoming / f"{path.name}.part"
         shutil.copyfile(path, partial)
@@ -265,6 +267,7 @@ def run_campaign(
         campaign.settle()
         # --- 3: process change → drift → retrain → shadow → canary → promotion ---
         say("process change: a raw-material lot with lower yields")
+        campaign.lag = 1
         rest = iter(changed)
         for _, batch in zip(range(plan.changed), rest, strict=False):
             campaign.run_batch(batch, folder / "changed")
