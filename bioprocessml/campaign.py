@@ -46,7 +46,7 @@ from models.registry import (
     set_alias,
 )
 from monitoring.history import record_path
-from monitoring.rollout_store import Transition, active_rollout, transitions
+from monitoring.rollout_store import Transition, active_rollouts, transitions
 from monitoring.serving_db import engine_for
 
 T = TypeVar("T")
@@ -235,7 +235,7 @@ def champions_ready(settings: Settings) -> bool:
 def rollouts(settings: Settings) -> tuple[list[Transition], bool]:
     """Every stage change so far, and whether a rollout is still active."""
     engine = engine_for(settings.prediction_log_url)
-    return transitions(engine), any(active_rollout(engine, t) for t in TASKS)
+    return transitions(engine), bool(active_rollouts(engine))
 
 
 def run_campaign(

@@ -13,7 +13,7 @@ from bioprocessml.settings import Settings
 from models.base import TASKS, Task
 from models.registry import CHAMPION, MODEL_NAMES, alias_version, configure
 from monitoring.rollout_decision import Stage
-from monitoring.rollout_store import active_rollout
+from monitoring.rollout_store import active_rollouts
 from monitoring.serving_db import engine_for
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,11 @@ class Deployment:
 def wanted_now(settings: Settings) -> dict[Task, Wanted]:
     """Read the registry aliases and the active rollouts."""
     configure(settings)
-    engine = engine_for(settings.prediction_log_url)
+    active = active_rollouts(engine_for(settings.prediction_log_url))
     out: dict[Task, Wanted] = {}
     for task in TASKS:
         champion = alias_version(task, CHAMPION)
-        rollout = active_rollout(engine, task)
+        rollout = active.get(task)
         out[task] = Wanted(
             champion=str(champion.version) if champion else None,
             challenger=rollout.challenger_version if rollout else None,

@@ -28,6 +28,7 @@ from monitoring.rollout_store import (
     Evidence,
     RolloutState,
     active_rollout,
+    active_rollouts,
     add_evidence,
     evidence_of,
     set_stage,
@@ -80,29 +81,31 @@ def apply(
         notify_service(settings)
 
 
-def score_batch(settings: Settings, task: Task, batch_id: str) -> Decision | None:
-    """Add a finished batch's paired errors to the task's active rollout and decide. None when
-    no rollout is active; the stage unchanged when the batch has no paired predictions."""
+def score_batch(settings: Settings, batch_id: str) -> dict[Task, Decision]:
+    """Add a finished batch's paired errors to each active rollout and decide; the stage stays
+    when the batch has no paired predictions. Tasks without a rollout are left out."""
     engine = engine_for(settings.prediction_log_url)
-    state = active_rollout(engine, task)
-    if state is None:
-        return None
+    active = active_rollouts(engine)
+    if not active:
+        return {}
     from bioprocessml.spec import load_spec
 
-    versions = [state.champion_version, state.challenger_version]
-    logged = batch_predictions(engine, batch_id, task, versions, since=state.started_at)
     batch = read_accepted(settings, batch_id)
     target = load_spec(settings.spec_path).target
-    errors = paired_batch_error(logged, batch, target, task, *versions)
-    if errors is not None:
-        champion_error, challenger_error, points = errors
-        add_evidence(engine, state.id, Evidence(
-            batch_id=batch_id, stage=state.stage, champion_error=champion_error,
-            challenger_error=challenger_error, points=points,
-        ))  # fmt: skip
-    decision = judge(settings, state)
-    apply(settings, state, decision, batch_id)
-    return decision
+    decisions = {}
+    for task, state in active.items():
+        versions = [state.champion_version, state.challenger_version]
+        logged = batch_predictions(engine, batch_id, task, versions, since=state.started_at)
+        errors = paired_batch_error(logged, batch, target, task, *versions)
+        if errors is not None:
+            champion_error, challenger_error, points = errors
+            add_evidence(engine, state.id, Evidence(
+                batch_id=batch_id, stage=state.stage, champion_error=champion_error,
+                challenger_error=challenger_error, points=points,
+            ))  # fmt: skip
+        decisions[task] = judge(settings, state)
+        apply(settings, state, decisions[task], batch_id)
+    return decisions
 
 
 def judge(settings: Settings, state: RolloutState) -> Decision:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
-from models.base import TASKS
 from models.features import FeatureSpec
 from monitoring.accepted_batches import accepted_ids, read_accepted, window_ids
 from monitoring.champion import Champion, load_champion
@@ -13,7 +12,7 @@ from monitoring.concept import ConceptState, batch_error, update_cusum
 from monitoring.data_drift import check_data_drift
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
-from monitoring.rollout_store import active_rollout
+from monitoring.rollout_store import active_rollouts
 from monitoring.serving_db import engine_for
 
 MIN_REFERENCE = 3
@@ -74,11 +73,6 @@ def check_data(
         record.reasons.extend(result.reasons)
 
 
-def rollout_active(settings: Settings) -> bool:
-    engine = engine_for(settings.prediction_log_url)
-    return any(active_rollout(engine, task) is not None for task in TASKS)
-
-
 def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> DriftRecord:
     """Check `batch_id`, decide, and save its record (the caller emits the event if asked)."""
     fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
@@ -96,7 +90,8 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     decision = decide_retrain(
         has_champion=champion is not None, accepted=len(before) + 1, data_drift=record.data_drift,
         concept_alarm=record.concept_alarm, reasons=record.reasons, history=history, pending=pending,
-        rollout_active=rollout_active(settings), bootstrap_batches=t.bootstrap_batches,
+        rollout_active=bool(active_rollouts(engine_for(settings.prediction_log_url))),
+        bootstrap_batches=t.bootstrap_batches,
         cooldown=t.retrain_cooldown_batches,
     )  # fmt: skip
     record.requested, record.kind, record.suppressed = (

@@ -43,16 +43,16 @@ class Transition(BaseModel):
     at: datetime
 
 
-def active_rollout(engine: Engine, task: Task) -> RolloutState | None:
-    query = (
-        select(rollouts)
-        .where(rollouts.c.task == task, rollouts.c.stage.in_(ACTIVE))
-        .order_by(rollouts.c.id.desc())
-        .limit(1)
-    )
+def active_rollouts(engine: Engine) -> dict[Task, RolloutState]:
+    """The active rollout of each task that has one (the newest, should there be several)."""
+    query = select(rollouts).where(rollouts.c.stage.in_(ACTIVE)).order_by(rollouts.c.id)
     with engine.connect() as conn:
-        row = conn.execute(query).mappings().first()
-    return RolloutState.model_validate(dict(row)) if row else None
+        states = [RolloutState.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+    return {state.task: state for state in states}
+
+
+def active_rollout(engine: Engine, task: Task) -> RolloutState | None:
+    return active_rollouts(engine).get(task)
 
 
 def get_rollout(engine: Engine, rollout_id: int) -> RolloutState:

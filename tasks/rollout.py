@@ -7,7 +7,6 @@ from prefect import get_run_logger, task
 from bioprocessml import rollout
 from bioprocessml.rollout import as_task
 from bioprocessml.settings import Settings
-from models.base import TASKS
 
 
 @task(retries=2, retry_delay_seconds=5)
@@ -22,10 +21,8 @@ def begin_rollout(task_name: str, version: str, reason: str) -> str:
 @task(retries=2, retry_delay_seconds=5)
 def score_batch(batch_id: str) -> list[str]:
     """Each active rollout's verdict after this batch (one line per task with a rollout)."""
-    lines = []
-    for name in TASKS:
-        decision = rollout.score_batch(Settings(), name, batch_id)
-        if decision is not None:
-            lines.append(f"{name}: {decision.stage} ({decision.reason})")
-            get_run_logger().info(lines[-1])
+    decisions = rollout.score_batch(Settings(), batch_id)
+    lines = [f"{task}: {d.stage} ({d.reason})" for task, d in decisions.items()]
+    for line in lines:
+        get_run_logger().info(line)
     return lines

@@ -44,7 +44,7 @@ def run_batches(
         # Both tasks' answers and the soft-sensor shadow, per request, before the batch ends.
         wait_for_rows(settings, 3 * len(CUTS_H) * (len(stages) + 1))
         batch.to_csv(settings.accepted_dir / f"{batch_id}.csv", index=False)
-        decision = rollout.score_batch(settings, "soft_sensor", batch_id)
+        decision = rollout.score_batch(settings, batch_id).get("soft_sensor")
         stages.append(decision.stage if decision else "none")
         client.post("/admin/reload", headers=AUTH)
         if stages[-1] not in ("shadow", "canary"):
