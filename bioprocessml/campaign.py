@@ -207,13 +207,7 @@ def inject_weak_challenger(settings: Settings, task: Task, bias: float) -> str:
     experiment = configure(settings)
     champion = load_alias(task, CHAMPION)
     weak = BiasedModel(champion.unwrap_python_model().candidate, bias)
-    tags = alias_version(task, CHAMPION).tags  # type: ignore[union-attr]
-    lineage = Lineage(
-        data_version=tags["lineage.data_version"], git_commit=tags["lineage.git_commit"],
-        spec_sha256=tags["lineage.spec_sha256"],
-        train_batches=tags["lineage.train_batches"].split(","),
-        holdout_batches=tags["lineage.holdout_batches"].split(","),
-    )  # fmt: skip
+    lineage = Lineage.from_tags(alias_version(task, CHAMPION).tags)  # type: ignore[union-attr]
     example = champion.input_example
     run_id, uri = log_candidate(weak, {}, lineage, example, [], experiment)
     version = register(uri, task, lineage, run_id)

@@ -47,6 +47,18 @@ class Lineage(BaseModel):
             "lineage.holdout_batches": ",".join(self.holdout_batches),
         }
 
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> Lineage:
+        """The inverse of `tags()`: the lineage of a registered version."""
+        values = {
+            k.removeprefix("lineage."): v for k, v in tags.items() if k.startswith("lineage.")
+        }
+        lists = {
+            key: values[key].split(",") if values.get(key) else []
+            for key in ("train_batches", "holdout_batches")
+        }
+        return cls.model_validate({**values, **lists})
+
 
 def git_commit() -> str:
     try:

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from bioprocessml.settings import Settings
 from models.base import FloatArray, Task
-from models.registry import CHAMPION, alias_version, configure, load_alias
+from models.registry import CHAMPION, Lineage, alias_version, configure, load_alias
 from models.training import histories_frame
 
 TASK: Task = "soft_sensor"
@@ -40,7 +40,7 @@ def load_champion(settings: Settings) -> Champion | None:
 
     return Champion(
         version=str(version.version),
-        train_batches=version.tags["lineage.train_batches"].split(","),
+        train_batches=Lineage.from_tags(version.tags).train_batches,
         validation_rmse=float(
             run.data.metrics.get("holdout_batch_rmse", run.data.metrics["holdout_rmse"])
         ),

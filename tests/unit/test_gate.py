@@ -47,3 +47,13 @@ def test_spread_holdout_keeps_the_newest_regime_in_both_sets() -> None:
     assert len(held) == 7 and len(train) == 15 and not set(train) & set(held)
     assert "RM022" in held and "RM021" in train
     assert split_batches(ids, 0.33, "newest")[1] == ids[-7:]
+
+
+def test_lineage_reads_back_from_its_tags() -> None:
+    from models.registry import Lineage
+
+    lineage = Lineage(
+        data_version="abc", git_commit="f00", spec_sha256="0" * 64,
+        train_batches=["N001", "N002"], holdout_batches=["N003"],
+    )  # fmt: skip
+    assert Lineage.from_tags({**lineage.tags(), "run_id": "x"}) == lineage
