@@ -56,7 +56,7 @@ CUT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 class CampaignPlan(BaseModel):
     normal: int = 20
     corrupt: int = 3
-    changed: int = 20  # most batches after the process change, while waiting for promotion
+    changed: int = 14  # most batches after the process change, while waiting for promotion
     after_weak: int = 8  # batches to judge the weak challenger (5 are needed at least)
     weak_bias: float = 1.0  # g/L added to the weak challenger's answers
     duration_h: float = 72.0  # shorter than a real run, to keep the demo quick
@@ -64,6 +64,10 @@ class CampaignPlan(BaseModel):
     seed: int = 2026
     wait_s: float = 600.0
     client_pause_s: float = 0.2
+
+    @property
+    def sim(self) -> SimConfig:
+        return SimConfig(duration_h=self.duration_h, online_interval_min=self.online_interval_min)
 
 
 class CampaignError(BioprocessMLError):
@@ -184,11 +188,10 @@ def reset(settings: Settings) -> None:
 
 
 def source_batches(plan: CampaignPlan) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-    cfg = SimConfig(duration_h=plan.duration_h, online_interval_min=plan.online_interval_min)
-    normal = simulate(plan.normal, "normal", seed=plan.seed, cfg=cfg)
+    normal = simulate(plan.normal, "normal", seed=plan.seed, cfg=plan.sim)
     changed = simulate(
         plan.changed + plan.after_weak, "raw-material", seed=plan.seed + 1,
-        start=plan.normal + 1, cfg=cfg,
+        start=plan.normal + 1, cfg=plan.sim,
     )  # fmt: skip
     return normal, changed
 
@@ -196,8 +199,7 @@ def source_batches(plan: CampaignPlan) -> tuple[list[pd.DataFrame], list[pd.Data
 def corrupt_files(settings: Settings, spec: DatasetSpec, plan: CampaignPlan) -> list[Path]:
     return write_simulated(
         settings.state_dir / "campaign" / "corrupt", spec, plan.corrupt, "corrupt",
-        seed=plan.seed + 2, start=900,
-        cfg=SimConfig(duration_h=plan.duration_h, online_interval_min=plan.online_interval_min),
+        seed=plan.seed + 2, start=900, cfg=plan.sim,
     )  # fmt: skip
 
 

@@ -388,7 +388,7 @@ def rollback(
 
 @rollout_app.command("status")
 def rollout_status() -> None:
-    """Every rollout stage change so far (with its statistical reason) and what runs now."""
+    """Every rollout stage change so far, with its statistical reason."""
     from monitoring.rollout_store import transitions
     from monitoring.serving_db import engine_for
 

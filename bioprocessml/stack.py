@@ -83,12 +83,16 @@ def admin_token(settings: Settings) -> str | None:
     processes (kept in the state folder, readable by the owner only)."""
     if settings.serving.admin_token is not None:
         return settings.serving.admin_token.get_secret_value()
-    path = settings.state_dir / "admin-token"
+    path = _token_file(settings)
     return path.read_text().strip() if path.is_file() else None
 
 
+def _token_file(settings: Settings) -> Path:
+    return settings.state_dir / "admin-token"
+
+
 def ensure_admin_token(settings: Settings) -> None:
-    path = settings.state_dir / "admin-token"
+    path = _token_file(settings)
     if settings.serving.admin_token is None and not path.is_file():
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(24))
