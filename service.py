@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from bioprocessml import rollout
-from bioprocessml.deployed import (
+from bioprocessml.serving import metrics, rollout
+from bioprocessml.serving.db import engine_for
+from bioprocessml.serving.deployed import (
     Deployment,
     ModelCache,
     Slot,
@@ -34,7 +35,8 @@ from bioprocessml.deployed import (
     build_deployment,
     wanted_now,
 )
-from bioprocessml.serving import (
+from bioprocessml.serving.prediction_log import LoggedPrediction, Role, record
+from bioprocessml.serving.request import (
     Cell,
     InputError,
     PredictResponse,
@@ -43,14 +45,11 @@ from bioprocessml.serving import (
     request_frame,
     route_for,
 )
+from bioprocessml.serving.rollout_decision import Decision, Stage
+from bioprocessml.serving.rollout_store import active_rollout
 from bioprocessml.settings import Settings, disable_telemetry
 from bioprocessml.spec import load_spec
 from models.base import Task
-from monitoring import service_metrics as metrics
-from monitoring.prediction_log import LoggedPrediction, Role, record
-from monitoring.rollout_decision import Decision, Stage
-from monitoring.rollout_store import active_rollout
-from monitoring.serving_db import engine_for
 
 log = logging.getLogger("bioprocessml.service")
 admin = FastAPI(title="BioProcessML admin", description="Bearer token: serving.admin_token")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bioprocessml.settings import DEFAULT_SPEC
-from bioprocessml.simulator import simulate
+from bioprocessml.simulation.simulator import simulate
 from bioprocessml.spec import load_spec
 from models.features import FeatureSpec
 from monitoring.data_drift import check_data_drift

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bioprocessml.dataset import BATCH_ID
 from bioprocessml.settings import DEFAULT_SPEC
-from bioprocessml.simulator import simulate
+from bioprocessml.simulation.simulator import simulate
 from bioprocessml.spec import load_spec
 from models.base import FloatArray, Samples, Task
 from models.evaluate import score, split_batches

@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bioprocessml.catalogue import Catalogue
-from bioprocessml.generate import write_simulated
+from bioprocessml.ingest.catalogue import Catalogue
+from bioprocessml.ingest.validation import validate_file
 from bioprocessml.settings import DEFAULT_SPEC, Settings, disable_telemetry
+from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.spec import DatasetSpec, load_spec
-from bioprocessml.stack import down, free_port, up
-from bioprocessml.validation import validate_file
+from bioprocessml.stack.servers import down, free_port, up
 
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
 

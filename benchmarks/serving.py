@@ -27,13 +27,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from bioprocessml import rollout
 from bioprocessml.dataset import TIME, to_spec_frame
-from bioprocessml.serving import request_frame
+from bioprocessml.serving import rollout
+from bioprocessml.serving.db import engine_for, predictions
+from bioprocessml.serving.prediction_log import LoggedPrediction, record
+from bioprocessml.serving.request import request_frame
 from bioprocessml.settings import PROJECT_ROOT, Settings, disable_telemetry
-from bioprocessml.simulator import SimConfig, simulate
+from bioprocessml.simulation.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
-from bioprocessml.stack import BIN, down, free_port, start_process, wait_http
+from bioprocessml.stack.servers import BIN, down, free_port, start_process, wait_http
 from models.base import TASKS, Task
 from models.features import FeatureSpec, make_samples
 from models.pls import PLSModel
@@ -46,8 +48,6 @@ from models.registry import (
     register,
     set_alias,
 )
-from monitoring.prediction_log import LoggedPrediction, record
-from monitoring.serving_db import engine_for, predictions
 
 RESULTS = Path(__file__).parent / "results" / "serving.json"
 SMALL = SimConfig(duration_h=48.0, online_interval_min=10.0)  # as the tests' TINY batches

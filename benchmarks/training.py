@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bioprocessml.settings import DEFAULT_SPEC, Settings
-from bioprocessml.simulator import simulate
+from bioprocessml.simulation.simulator import simulate
 from bioprocessml.spec import load_spec
 from models.features import FeatureSpec, feature_matrix, make_samples
 from models.training import build_candidate

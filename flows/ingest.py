@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from bioprocessml.ingest import IngestResult
+from bioprocessml.ingest.arrival import IngestResult
 from tasks.ingest import announce_verdict, judge_and_file
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bioprocessml.accepted import TrainingData
 from bioprocessml.dataset import BATCH_ID
+from bioprocessml.ingest.accepted import TrainingData
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Candidate, Prediction, Samples, Task

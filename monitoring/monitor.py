@@ -3,17 +3,17 @@ champion's error on the batch's labels (concept drift), and whether to ask for r
 
 from __future__ import annotations
 
+from bioprocessml.ingest.accepted import accepted_ids, read_accepted, window_ids
+from bioprocessml.serving.db import engine_for
+from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 from models.features import FeatureSpec
-from monitoring.accepted_batches import accepted_ids, read_accepted, window_ids
 from monitoring.champion import Champion, load_champion
 from monitoring.concept import ConceptState, batch_error, update_cusum
 from monitoring.data_drift import check_data_drift
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
-from monitoring.rollout_store import active_rollouts
-from monitoring.serving_db import engine_for
 
 MIN_REFERENCE = 3
 

@@ -1,4 +1,4 @@
-"""Ingest-stage tasks: thin wrappers with retries around `bioprocessml.ingest`."""
+"""Ingest-stage tasks: thin wrappers with retries around `bioprocessml.ingest.arrival`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bioprocessml.events import (
     emit,
     safe_name,
 )
-from bioprocessml.ingest import IngestResult, ingest_file
+from bioprocessml.ingest.arrival import IngestResult, ingest_file
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 

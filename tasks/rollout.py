@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from bioprocessml import rollout
-from bioprocessml.rollout import as_task
+from bioprocessml.serving import rollout
+from bioprocessml.serving.rollout import as_task
 from bioprocessml.settings import Settings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from pydantic import BaseModel
 
-from bioprocessml.accepted import load_training_data
 from bioprocessml.events import MODEL_CHALLENGER, ChallengerPayload, emit, model_resource
+from bioprocessml.ingest.accepted import load_training_data
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 from models.base import Task

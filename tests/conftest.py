@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests are marked by folder: tests/unit → `unit`, tests/data → `data`, …"""
+"""Shared fixtures. Test folders mirror the code's layout; each test has one kind marker (unit, data,
+model, service, integration): its module's `pytestmark`, else its folder's default below."""
 
 from __future__ import annotations
 
@@ -10,11 +11,21 @@ import pandas as pd
 import pytest
 
 from bioprocessml.settings import DEFAULT_SPEC, disable_telemetry
-from bioprocessml.simulator import SimConfig, simulate
+from bioprocessml.simulation.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
 
 TESTS = Path(__file__).parent
-FOLDER_MARKERS = {"unit", "data", "model", "service", "integration"}
+KINDS = {"unit", "data", "model", "service", "integration"}
+FOLDER_KIND = {
+    "ground": "unit",
+    "cli": "unit",
+    "ingest": "data",
+    "simulation": "data",
+    "models": "model",
+    "monitoring": "unit",
+    "serving": "service",
+    "integration": "integration",
+}
 
 # Small, fast batches for tests: 48 h at 10-minute sampling.
 TINY = SimConfig(duration_h=48.0, online_interval_min=10.0)
@@ -32,9 +43,9 @@ def _dvc_site_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        folder = Path(str(item.fspath)).relative_to(TESTS).parts[0]
-        if folder in FOLDER_MARKERS:
-            item.add_marker(getattr(pytest.mark, folder))
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            folder = Path(str(item.fspath)).relative_to(TESTS).parts[0]
+            item.add_marker(getattr(pytest.mark, FOLDER_KIND[folder]))
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +56,7 @@ def spec() -> DatasetSpec:
 @pytest.fixture(scope="session")
 def plant_spec() -> DatasetSpec:
     """A second spec: other column names, other units, another CSV dialect, id from file name."""
-    return load_spec(TESTS / "data" / "specs" / "plant_x.yaml")
+    return load_spec(TESTS / "ground" / "specs" / "plant_x.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bioprocessml.settings import Serving, Settings
-from bioprocessml.stack import down, free_port, up
+from bioprocessml.stack.servers import down, free_port, up
 
 T = TypeVar("T")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bioprocessml.campaign import CampaignPlan, demo_settings, run_campaign
 from bioprocessml.settings import Serving, Settings
-from bioprocessml.stack import down, free_port
-from bioprocessml.timeline import build_timeline
+from bioprocessml.stack.campaign import CampaignPlan, demo_settings, run_campaign
+from bioprocessml.stack.servers import down, free_port
+from bioprocessml.stack.timeline import build_timeline
 
 
 @pytest.mark.slow

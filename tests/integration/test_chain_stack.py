@@ -9,8 +9,8 @@ import mlflow
 from mlflow import MlflowClient
 
 from bioprocessml.events import BATCH_ACCEPTED, DRIFT_DETECTED
-from bioprocessml.generate import write_simulated
 from bioprocessml.settings import Settings
+from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.spec import DatasetSpec
 from models.registry import CHAMPION, alias_version
 from monitoring.history import load_history

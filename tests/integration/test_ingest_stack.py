@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bioprocessml.catalogue import Catalogue, Entry
 from bioprocessml.events import BATCH_ACCEPTED, BATCH_ARRIVED, BATCH_QUARANTINED
-from bioprocessml.generate import write_simulated
+from bioprocessml.ingest.catalogue import Catalogue, Entry
+from bioprocessml.ingest.versioning import current_version
 from bioprocessml.settings import Settings
+from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.spec import DatasetSpec
-from bioprocessml.stack import stack_env
-from bioprocessml.versioning import current_version
+from bioprocessml.stack.servers import stack_env
 from tests.conftest import TINY
 from tests.integration.conftest import drop, events, flow_runs, wait_until
 

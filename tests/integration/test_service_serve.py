@@ -14,15 +14,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from bioprocessml import rollout
-from bioprocessml.loadgen import LoadGenerator
-from bioprocessml.serving import request_rows
+from bioprocessml.serving import rollout
+from bioprocessml.serving.request import request_rows
 from bioprocessml.settings import PROJECT_ROOT, Settings
 from bioprocessml.spec import DatasetSpec
-from bioprocessml.stack import BIN, down, free_port, start_service
+from bioprocessml.stack.loadgen import LoadGenerator
+from bioprocessml.stack.servers import BIN, down, free_port, start_service
 from models.biased import BiasedModel
 from tests.integration.conftest import wait_until
-from tests.service.conftest import TOKEN, register_champions, register_model
+from tests.serving.conftest import TOKEN, register_champions, register_model
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -1,0 +1,26 @@
+"""The `bioprocessml` command: a thin door onto the same functions the flows call.
+
+User mistakes (bad spec, missing file, wrong option) end in one red line and a non-zero exit,
+never a traceback. Heavy libraries are imported inside the commands that need them. Commands are
+grouped by what they drive: `data` (files, specs, ingest), `stack` (servers, demo), `models`
+(retraining, drift history, rollouts).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bioprocessml.cli import data, models, stack
+from bioprocessml.cli.app import app, err_console
+from bioprocessml.errors import BioprocessMLError
+
+__all__ = ["app", "data", "main", "models", "stack"]
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except BioprocessMLError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)

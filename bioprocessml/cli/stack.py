@@ -1,0 +1,93 @@
+"""Commands on the embedded stack: config, up, down and the demo campaign."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from bioprocessml.cli.app import app, console
+from bioprocessml.settings import Settings
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (from BIOPROCESSML_* variables and .env)."""
+    settings = Settings()
+    console.print_json(settings.model_dump_json())
+    console.print(f"MLflow tracking URI: {settings.tracking_uri}")
+
+
+@app.command()
+def up(
+    watch: Annotated[bool, typer.Option(help="Also start the incoming-folder watcher.")] = True,
+) -> None:
+    """Start the embedded stack: Prefect server (SQLite), deployments, a worker, the watcher and
+    the BentoML prediction service."""
+    from bioprocessml.stack.servers import up as start
+
+    settings = Settings()
+    with console.status("starting Prefect server, deploying flows, worker, service…"):
+        start(settings, watch=watch)
+    console.print(f"Prefect UI: {settings.prefect_api_url.removesuffix('/api')}")
+    console.print(f"prediction service (Swagger UI): {settings.serving.url}")
+    console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process `bioprocessml up` started for this state folder."""
+    from bioprocessml.stack.servers import down as stop
+
+    stopped = stop(Settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option(help="Shorter run: 10 normal batches, first model after 6, PLS + GP.")
+    ] = False,
+    changed: Annotated[
+        int, typer.Option(min=3, help="Most batches after the process change.")
+    ] = 14,
+) -> None:
+    """The campaign, live: start the stack, drop batch files into incoming/ and watch the chain
+    bootstrap a champion, quarantine bad files, detect drift, retrain, roll out and roll back."""
+    from bioprocessml.stack.campaign import CampaignPlan, demo_settings, run_campaign
+    from bioprocessml.stack.timeline import build_timeline, format_timeline
+
+    settings = demo_settings(Settings(), quick)
+    plan = CampaignPlan(normal=10 if quick else 20, changed=changed)
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.0f} s[/dim]  {text}")
+
+    report, seconds = run_campaign(settings, plan, say)
+    rows = build_timeline(settings)
+    text = format_timeline(rows)
+    (settings.state_dir / "campaign" / "timeline.txt").write_text(text + "\n")
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if report is not None:
+        console.print(f"/predict calls: {report.sent} sent, {report.failed} failed, "
+                      f"p50 {report.p50_ms:.0f} ms, p99 {report.p99_ms:.0f} ms")  # fmt: skip
+    console.print(f"campaign: {seconds / 60:.1f} min")
+    print_urls(settings)
+    console.print("the stack keeps running for you to look around; stop it with `make stop`")
+
+
+def print_urls(settings: Settings) -> None:
+    prefect = settings.prefect_api_url.removesuffix("/api")
+    mlflow = f"http://127.0.0.1:{settings.mlflow_ui_port}"
+    docs = sorted(settings.quarantine_dir.resolve().glob("*/**/index.html"))
+    for name, url in [
+        ("Prefect deployments", f"{prefect}/deployments"), ("Prefect events", f"{prefect}/events"),
+        ("Prefect flow runs", f"{prefect}/runs"), ("MLflow runs", f"{mlflow}/#/experiments"),
+        ("MLflow registry (aliases)", f"{mlflow}/#/models"),
+        ("BentoML Swagger UI", settings.serving.url),
+        ("Evidently reports", str(settings.reports_dir.resolve())),
+        ("GX Data Docs", str(docs[0]) if docs else "none"),
+    ]:  # fmt: skip
+        console.print(f"  {name:<26} {url}")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from models.gate import calibrated, offline_gate, pick_best, wilson_interval
+
+pytestmark = pytest.mark.unit
+
+BOUNDS = (0.85, 0.99)
+
+
+def m(rmse: float, coverage: float = 0.95, n: float = 100) -> dict[str, float]:
+    return {"rmse": rmse, "coverage": coverage, "n": n}
+
+
+def test_no_champion_makes_the_candidate_champion() -> None:
+    assert offline_gate("gp", m(1.0), None, 0.05, BOUNDS).decision == "champion"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "decision", "words"),
+    [(m(0.90), "challenger", "beats"), (m(0.96), "rejected", "does not beat"),
+     (m(1.10), "rejected", "does not beat"), (m(0.5, coverage=0.70), "rejected", "coverage 0.70 of 100")],
+)  # fmt: skip
+def test_gate_against_champion(candidate: dict[str, float], decision: str, words: str) -> None:
+    result = offline_gate("gp", candidate, m(1.0), 0.05, BOUNDS)
+    assert result.decision == decision and words in result.reason
+
+
+def test_coverage_judged_with_its_sample_size() -> None:
+    assert calibrated(m(1, coverage=1.0, n=11), BOUNDS)
+    assert not calibrated(m(1, coverage=0.70, n=100), BOUNDS)
+    assert not calibrated(m(1, coverage=1.0, n=2000), BOUNDS)
+    low, high = wilson_interval(95, 100)
+    assert low == pytest.approx(0.888, abs=0.002) and high == pytest.approx(0.978, abs=0.002)
+
+
+def test_pick_best_prefers_calibrated_candidates() -> None:
+    results = {"pls": m(1.0), "gp": m(0.8, coverage=0.6), "lstm": m(0.9)}
+    assert pick_best(results, BOUNDS) == "lstm"
+    assert pick_best({"gp": m(0.8, coverage=0.6), "pls": m(1.0, coverage=0.5)}, BOUNDS) == "gp"
+
+
+def test_spread_holdout_keeps_the_newest_regime_in_both_sets() -> None:
+    from models.evaluate import split_batches
+
+    ids = [f"N{i:03d}" for i in range(1, 21)] + ["RM021", "RM022"]
+    train, held = split_batches(ids, 0.33, "spread")
+    assert len(held) == 7 and len(train) == 15 and not set(train) & set(held)
+    assert "RM022" in held and "RM021" in train
+    assert split_batches(ids, 0.33, "newest")[1] == ids[-7:]
+
+
+def test_lineage_reads_back_from_its_tags() -> None:
+    from models.registry import Lineage
+
+    lineage = Lineage(
+        data_version="abc", git_commit="f00", spec_sha256="0" * 64,
+        train_batches=["N001", "N002"], holdout_batches=["N003"],
+    )  # fmt: skip
+    assert Lineage.from_tags({**lineage.tags(), "run_id": "x"}) == lineage

@@ -1,0 +1,235 @@
+"""Drift detection on simulated batches: false alarms on normal batches, delays on faults.
+
+One reference (20 normal batches), one normal stream (24 batches) and one set of fault batches,
+shared by all tests of the module. Full-length batches (96 h): the harvest assays and the
+whole-batch balances separate a raw-material lot better than 48-h batches do.
+
+The concept-drift criteria depend on the champion as well as on the monitor: after the recipe
+change some PLS fits extrapolate well (error ≤ 1.5× validation) and then, rightly, no concept
+alarm fires; with this reference the champion's error rises 2-5× and the CUSUM must catch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioprocessml.settings import DEFAULT_SPEC
+from bioprocessml.simulation.simulator import simulate
+from bioprocessml.spec import load_spec
+from models.features import FeatureSpec, feature_matrix, make_samples
+from models.pls import PLSModel, out_of_fold
+from monitoring.concept import ConceptState, batch_error, update_cusum, validation_error
+from monitoring.data_drift import DataDriftResult, check_data_drift
+from monitoring.summary import feature_column, summary_names
+
+pytestmark = pytest.mark.data
+
+WINDOW = 5
+MAX_DELAY = 3
+FAULTS = ("feed-change", "raw-material", "sensor-drift")
+
+
+@pytest.fixture(scope="module")
+def fs() -> FeatureSpec:
+    return FeatureSpec.from_spec(load_spec(DEFAULT_SPEC))
+
+
+@pytest.fixture(scope="module")
+def reference() -> list[pd.DataFrame]:
+    return simulate(20, "normal", seed=31)
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[pd.DataFrame]:
+    return simulate(24, "normal", seed=32, start=101)
+
+
+@pytest.fixture(scope="module")
+def faults() -> dict[str, list[pd.DataFrame]]:
+    return {name: simulate(MAX_DELAY, name, seed=33) for name in FAULTS}
+
+
+@pytest.fixture(scope="module")
+def primed() -> list[pd.DataFrame]:
+    """Normal batches already in the window when a fault starts."""
+    return simulate(3, "normal", seed=34, start=201)
+
+
+@pytest.fixture(scope="module")
+def normal_results(
+    stream: list[pd.DataFrame], reference: list[pd.DataFrame], fs: FeatureSpec
+) -> list[DataDriftResult]:
+    return [
+        check_data_drift(new, stream[max(0, i - WINDOW) : i], reference, fs)
+        for i, new in enumerate(stream)
+    ]
+
+
+def first_drift(
+    batches: list[pd.DataFrame],
+    primed: list[pd.DataFrame],
+    reference: list[pd.DataFrame],
+    fs: FeatureSpec,
+) -> tuple[int, DataDriftResult] | None:
+    """Stream `batches` after `primed`; (1-based delay, result) of the first drifted one."""
+    window = list(primed)
+    for k, new in enumerate(batches, start=1):
+        result = check_data_drift(new, window[-WINDOW:], reference, fs)
+        if result.drifted:
+            return k, result
+        window.append(new)
+    return None
+
+
+def test_normal_stream_has_at_most_one_false_alarm(normal_results: list[DataDriftResult]) -> None:
+    flagged = [(r.batch_id, r.reasons) for r in normal_results if r.drifted]
+    assert len(flagged) <= 1, flagged
+    assert all(len(r.window_batches) == min(i, WINDOW) + 1 for i, r in enumerate(normal_results))
+
+
+@pytest.mark.parametrize("scenario", FAULTS)
+def test_fault_is_flagged_within_three_batches(
+    scenario: str,
+    faults: dict[str, list[pd.DataFrame]],
+    primed: list[pd.DataFrame],
+    reference: list[pd.DataFrame],
+    fs: FeatureSpec,
+) -> None:
+    found = first_drift(faults[scenario], primed, reference, fs)
+    assert found is not None, f"{scenario} not flagged in {MAX_DELAY} batches"
+    _, result = found
+    assert result.reasons and all(isinstance(r, str) for r in result.reasons)
+    if scenario == "sensor-drift":
+        drifted = {c.column for c in result.columns if c.drifted}
+        assert "ph" in drifted
+        assert any(r.startswith("ph: ") and "prediction limits" in r for r in result.reasons)
+
+
+def test_window_of_changed_batches_drifts_as_a_whole(
+    faults: dict[str, list[pd.DataFrame]], reference: list[pd.DataFrame], fs: FeatureSpec
+) -> None:
+    changed = faults["feed-change"]
+    result = check_data_drift(changed[-1], changed[:-1], reference, fs)
+    assert result.window_batches == [f"FC{i:03d}" for i in range(1, len(changed) + 1)]
+    assert result.drift_share >= 0.3
+    assert any(r.startswith(f"window of {len(changed)} batches") for r in result.reasons)
+
+
+def test_row_level_scores_are_reported_not_judged(
+    normal_results: list[DataDriftResult], fs: FeatureSpec
+) -> None:
+    for result in normal_results:
+        assert set(result.row_level) == set(fs.online)
+        assert all(0.0 <= p <= 1.0 for p in result.row_level.values())
+    row_drift_only = [
+        r for r in normal_results if not r.drifted and min(r.row_level.values()) < 0.01
+    ]
+    assert row_drift_only, "autocorrelated rows should look drifted on some normal batch"
+
+
+def test_window_scores_cover_summary_features(
+    normal_results: list[DataDriftResult], fs: FeatureSpec
+) -> None:
+    last = normal_results[-1]
+    assert set(last.feature_scores) <= set(summary_names(fs))
+    assert len(last.feature_scores) > 0.9 * len(summary_names(fs))
+    drifted = np.mean([p <= 0.01 for p in last.feature_scores.values()])
+    assert last.drift_share == pytest.approx(drifted)
+    assert {feature_column(k) for k in last.feature_scores} <= {
+        *fs.online, *fs.cumulative, *fs.integrated, *fs.offline,
+    }  # fmt: skip
+
+
+def test_html_report_names_the_drifting_column(
+    tmp_path: Path,
+    faults: dict[str, list[pd.DataFrame]],
+    primed: list[pd.DataFrame],
+    reference: list[pd.DataFrame],
+    fs: FeatureSpec,
+) -> None:
+    html = tmp_path / "reports" / "drift.html"
+    new = faults["sensor-drift"][-1]
+    result = check_data_drift(new, primed, reference, fs, report_html=html)
+    assert result.drifted and html.is_file()
+    text = html.read_text(encoding="utf-8")
+    assert "Drift in column 'ph__late_mean'" in text and "Drift in column 'ph'" in text
+    assert result == check_data_drift(new, primed, reference, fs), "HTML must not change results"
+
+
+def test_batch_with_missing_sensor_does_not_crash(
+    stream: list[pd.DataFrame], reference: list[pd.DataFrame], fs: FeatureSpec
+) -> None:
+    broken = stream[0].copy()
+    broken["dissolved_oxygen"] = np.nan
+    broken.loc[broken.index[::3], "ph"] = np.nan
+    broken = broken.drop(columns=["aeration"])
+    result = check_data_drift(broken, stream[1:3], reference, fs)
+    assert "dissolved_oxygen" not in result.row_level and "aeration" not in result.row_level
+    assert any(r.startswith("dissolved_oxygen: no usable readings") for r in result.reasons)
+    assert not any(c.drifted for c in result.columns if c.column in {"dissolved_oxygen", "ph"})
+
+
+# --- concept drift ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def champion(
+    reference: list[pd.DataFrame], fs: FeatureSpec
+) -> tuple[Callable[[list[pd.DataFrame]], np.ndarray], float]:
+    """A PLS soft sensor on the reference batches, and its typical validation batch RMSE
+    from the same grouped cross-validation that chose its components."""
+    samples = make_samples(reference, fs, "soft_sensor")
+    model = PLSModel("soft_sensor", fs).fit(samples)
+    x = feature_matrix(samples.histories, fs, "soft_sensor")
+    oof = out_of_fold(x, samples.targets, samples.groups, model.components_, 5)
+
+    def predict(histories: list[pd.DataFrame]) -> np.ndarray:
+        return model.predict(histories).mean
+
+    return predict, validation_error(oof, samples.targets, samples.groups)
+
+
+def cusum_alarms(ratios: list[float]) -> list[int]:
+    """1-based batches at which the CUSUM alarms (it restarts after an alarm: a retrain)."""
+    state, alarms = ConceptState(), []
+    for k, ratio in enumerate(ratios, start=1):
+        state = update_cusum(state, ratio)
+        if state.alarm:
+            alarms.append(k)
+            state = ConceptState()
+    return alarms
+
+
+def error_ratios(
+    frames: list[pd.DataFrame],
+    champion: tuple[Callable[[list[pd.DataFrame]], np.ndarray], float],
+    target: str,
+) -> list[float]:
+    predict, validation = champion
+    errors = [batch_error(predict, f, target) for f in frames]
+    return [e / validation for e in errors if e is not None]
+
+
+def test_concept_normal_stream_has_at_most_one_alarm(
+    stream: list[pd.DataFrame], champion: tuple[Callable, float], fs: FeatureSpec
+) -> None:
+    ratios = error_ratios(stream, champion, fs.target)
+    assert len(ratios) == len(stream)
+    assert len(cusum_alarms(ratios)) <= 1, np.round(ratios, 2)
+
+
+@pytest.mark.parametrize("scenario", ["raw-material", "feed-change"])
+def test_concept_alarm_within_three_batches(
+    scenario: str,
+    faults: dict[str, list[pd.DataFrame]],
+    champion: tuple[Callable, float],
+    fs: FeatureSpec,
+) -> None:
+    ratios = error_ratios(faults[scenario], champion, fs.target)
+    alarms = cusum_alarms(ratios)
+    assert alarms and alarms[0] <= MAX_DELAY, np.round(ratios, 2)
