@@ -37,6 +37,9 @@ class Thresholds(BaseModel):
     bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")
     retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
+    naive_margin: float = Field(
+        0.05, ge=0, lt=1, description="relative RMSE gain over the naive forecast to serve at all"
+    )
     coverage_bounds: tuple[float, float] = (0.85, 0.99)
 
 
@@ -45,7 +48,10 @@ class Rollout(BaseModel):
 
     confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided Wilcoxon test level")
     min_batches: int = Field(5, ge=2, description="paired batches before shadow → canary")
-    canary_min_batches: int = Field(1, ge=1, description="batches in canary before promotion")
+    canary_min_batches: int = Field(
+        1, ge=1, description="finished batches whose users got canary answers, before promotion"
+    )
+    min_canary_answers: int = Field(4, ge=1, description="canary answers served before promotion")
     max_batches: int = Field(15, ge=3, description="not better after this many → rolled back")
     canary_share: float = Field(0.2, gt=0, lt=1, description="share of batches (stable hash)")
     canary_tolerance: float = Field(

@@ -22,6 +22,7 @@ FOLDER_KIND = {
     "ingest": "data",
     "simulation": "data",
     "models": "model",
+    "backtest": "model",
     "monitoring": "unit",
     "serving": "service",
     "integration": "integration",

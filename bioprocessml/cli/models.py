@@ -19,6 +19,7 @@ def retrain(
     data_version: Annotated[
         str | None, typer.Option(help="DVC md5 of the accepted data (default: current).")
     ] = None,
+    task: TaskOption = None,
 ) -> None:
     """Retrain every candidate on the accepted batches now (the same flow the drift event runs)."""
     settings = Settings()
@@ -26,7 +27,7 @@ def retrain(
     from flows.retrain import retrain as retrain_flow
 
     table = Table("task", "decision", "candidate", "version", "reason")
-    for outcome in retrain_flow(reason=reason, data_version=data_version):
+    for outcome in retrain_flow(reason=reason, data_version=data_version, tasks=task or ""):
         table.add_row(
             outcome.task,
             outcome.decision,
