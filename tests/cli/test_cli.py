@@ -66,7 +66,7 @@ def test_spec_check_ok() -> None:
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], words: str) -> None:
     (tmp_path / "bad.yaml").write_text(
-        DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsius")
+        DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsuis")
     )
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 1
