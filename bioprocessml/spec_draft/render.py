@@ -16,6 +16,7 @@ import yaml
 from bioprocessml.spec import DatasetSpec
 from bioprocessml.spec_draft import draft as d
 from bioprocessml.spec_draft.columns import read_files
+from bioprocessml.spec_draft.names import canonical_name, unique_names
 
 COMMENT_AT = 60  # comments start in this column when the entry is shorter
 
@@ -57,8 +58,6 @@ def draft_spec(paths: list[Path], target: str | None = None) -> str:
 
 def unique(draft: d.Draft) -> None:
     """Names unique over variables and metadata (metadata keeps a valid identifier too)."""
-    from bioprocessml.spec_draft.names import canonical_name, unique_names
-
     for meta in draft.metadata:
         meta.entry["name"] = canonical_name(meta.entry["column"], 0)
     entries = [g.entry for g in [*draft.online, *draft.offline, *draft.metadata]]
