@@ -30,8 +30,15 @@ class Thresholds(BaseModel):
 
     max_missing_fraction: float = Field(0.05, ge=0, le=1, description="nulls allowed per column")
     drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted features = drift")
-    drift_p_value: float = Field(0.01, gt=0, lt=1, description="per-feature test level")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="batch-wise level over all features")
     drift_window: int = Field(5, ge=1, description="recent batches pooled in the window test")
+    drift_min_reference: int = Field(8, ge=2, description="reference batches before drift counts")
+    drift_tolerance: float = Field(
+        0.02, ge=0, lt=1, description="smallest change that counts, share of a channel's scale"
+    )
+    drift_confirm_batches: int = Field(
+        2, ge=1, le=5, description="consecutive batches beyond a limit (recipe channels: 1)"
+    )
     cusum_k: float = Field(0.5, ge=0, description="CUSUM slack on error ratio - 1")
     cusum_h: float = Field(3.0, gt=0, description="CUSUM alarm level")
     bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")

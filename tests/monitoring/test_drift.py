@@ -1,4 +1,5 @@
-"""Drift detection on simulated batches: false alarms on normal batches, delays on faults.
+"""Drift detection on simulated batches: false alarms on normal batches, delays on faults,
+warm-up, recipe set-points and one-batch excursions.
 
 One reference (20 normal batches), one normal stream (24 batches) and one set of fault batches,
 shared by all tests of the module. Full-length batches (96 h): the harvest assays and the
@@ -30,7 +31,7 @@ from monitoring.summary import feature_column, summary_names
 pytestmark = pytest.mark.data
 
 WINDOW = 5
-MAX_DELAY = 3
+MAX_DELAY = 2  # a change is flagged in its first or second batch
 FAULTS = ("feed-change", "raw-material", "sensor-drift")
 
 
@@ -93,7 +94,7 @@ def test_normal_stream_has_at_most_one_false_alarm(normal_results: list[DataDrif
 
 
 @pytest.mark.parametrize("scenario", FAULTS)
-def test_fault_is_flagged_within_three_batches(
+def test_fault_is_flagged_within_two_batches(
     scenario: str,
     faults: dict[str, list[pd.DataFrame]],
     primed: list[pd.DataFrame],
@@ -107,7 +108,7 @@ def test_fault_is_flagged_within_three_batches(
     if scenario == "sensor-drift":
         drifted = {c.column for c in result.columns if c.drifted}
         assert "ph" in drifted
-        assert any(r.startswith("ph: ") and "prediction limits" in r for r in result.reasons)
+        assert any(r.startswith("ph: ") and "on the same side" in r for r in result.reasons)
 
 
 def test_window_of_changed_batches_drifts_as_a_whole(
@@ -153,12 +154,12 @@ def test_html_report_names_the_drifting_column(
     fs: FeatureSpec,
 ) -> None:
     html = tmp_path / "reports" / "drift.html"
-    new = faults["sensor-drift"][-1]
-    result = check_data_drift(new, primed, reference, fs, report_html=html)
+    *before, new = faults["sensor-drift"]
+    result = check_data_drift(new, before, reference, fs, report_html=html)
     assert result.drifted and html.is_file()
     text = html.read_text(encoding="utf-8")
     assert "Drift in column 'ph__late_mean'" in text and "Drift in column 'ph'" in text
-    assert result == check_data_drift(new, primed, reference, fs), "HTML must not change results"
+    assert result == check_data_drift(new, before, reference, fs), "HTML must not change results"
 
 
 def test_batch_with_missing_sensor_does_not_crash(
@@ -172,6 +173,56 @@ def test_batch_with_missing_sensor_does_not_crash(
     assert "dissolved_oxygen" not in result.row_level and "aeration" not in result.row_level
     assert any(r.startswith("dissolved_oxygen: no usable readings") for r in result.reasons)
     assert not any(c.drifted for c in result.columns if c.column in {"dissolved_oxygen", "ph"})
+
+
+def test_too_small_a_reference_is_warming_up_not_drift(
+    faults: dict[str, list[pd.DataFrame]], reference: list[pd.DataFrame], fs: FeatureSpec
+) -> None:
+    *before, new = faults["feed-change"]
+    early = check_data_drift(new, before, reference[:5], fs, min_reference=8)
+    assert early.warming_up and not early.drifted and early.reference_batches == 5
+    assert early.reasons[0].startswith("warming up: 5 reference batches")
+    assert any(c.kind == "confirmed" for c in early.columns), "what it would flag is shown"
+    ready = check_data_drift(new, before, reference[:8], fs, min_reference=8)
+    assert ready.drifted and not ready.warming_up
+    tiny = check_data_drift(new, before, reference[:1], fs)
+    assert tiny.warming_up and not tiny.drifted and not tiny.columns
+
+
+def with_aeration(frames: list[pd.DataFrame], value: float) -> list[pd.DataFrame]:
+    return [f.assign(aeration=value) for f in frames]
+
+
+def test_set_point_constant_in_the_reference_has_a_tolerance(
+    stream: list[pd.DataFrame], reference: list[pd.DataFrame], fs: FeatureSpec
+) -> None:
+    """Aeration at a fixed 5 L/min in every reference batch (a recipe set-point): 1e-9 more
+    is no change; 10 % more is a recipe change, flagged in its first batch."""
+    fixed = with_aeration(reference, 5.0)
+    (same,) = with_aeration(stream[:1], 5.0 + 1e-9)
+    result = check_data_drift(same, [], fixed, fs)
+    assert not result.drifted and not any(
+        c.features for c in result.columns if c.column == "aeration"
+    )
+    (more,) = with_aeration(stream[:1], 5.5)
+    result = check_data_drift(more, [], fixed, fs)
+    (aeration,) = [c for c in result.columns if c.drifted]
+    assert result.drifted and aeration.column == "aeration" and aeration.kind == "recipe"
+    assert any(r.startswith("aeration: ") and "recipe change" in r for r in result.reasons)
+
+
+def test_one_batch_excursion_is_reported_not_drift(
+    stream: list[pd.DataFrame], faults: dict[str, list[pd.DataFrame]],
+    reference: list[pd.DataFrame], fs: FeatureSpec,
+) -> None:  # fmt: skip
+    """A probe off in one batch only (then back to normal) is an excursion: shown, no alarm."""
+    odd = faults["sensor-drift"][0]
+    alone = check_data_drift(odd, stream[:3], reference, fs)
+    ph = next(c for c in alone.columns if c.column == "ph")
+    assert not alone.drifted and ph.kind == "excursion" and ph.features
+    assert any(r.startswith("ph: ") and "excursion" in r for r in alone.reasons)
+    after = check_data_drift(stream[3], [*stream[:3], odd], reference, fs)
+    assert not after.drifted
 
 
 # --- concept drift ---------------------------------------------------------------------
