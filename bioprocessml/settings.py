@@ -30,8 +30,11 @@ class Thresholds(BaseModel):
 
     max_missing_fraction: float = Field(0.05, ge=0, le=1, description="nulls allowed per column")
     drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted features = drift")
-    drift_p_value: float = Field(0.01, gt=0, lt=1, description="batch-wise level over all features")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="window test: K-S level per feature")
     drift_window: int = Field(5, ge=1, description="recent batches pooled in the window test")
+    drift_limit_level: float = Field(
+        0.2, gt=0, lt=1, description="P(a normal batch has any feature beyond its limits)"
+    )
     drift_min_reference: int = Field(8, ge=2, description="reference batches before drift counts")
     drift_tolerance: float = Field(
         0.02, ge=0, lt=1, description="smallest change that counts, share of a channel's scale"

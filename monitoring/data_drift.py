@@ -5,8 +5,8 @@ The verdict (see `monitoring.drift_limits` for the limits and what counts):
 - **Warm-up**: with fewer than `min_reference` reference batches nothing alarms; the result
   says it is warming up, and what it would have flagged.
 - **Single batch**: each summary feature against limits from the reference batches (t
-  prediction interval at a Bonferroni level over all features, never narrower than a
-  tolerance × the channel's scale). A recipe channel beyond its limits alarms at once; any
+  prediction interval at a Bonferroni split of `limit_level` over all features, never narrower
+  than a tolerance × the channel's scale). A recipe channel beyond its limits alarms at once; any
   other feature alarms when it is beyond on the same side in `confirm` consecutive batches.
   A feature beyond its limits in this batch only is reported as an excursion, not drift.
 - **Window** (Evidently): the summary features of the new batch and the recent batches before
@@ -34,7 +34,6 @@ from pydantic import BaseModel
 
 from bioprocessml.dataset import BATCH_ID, TIME
 from bioprocessml.settings import Thresholds
-from bioprocessml.spec import DatasetSpec
 from models.features import FeatureSpec
 from monitoring.drift_limits import (
     channel_scales,
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULTS = Thresholds()
-ROW_SAMPLE = 2000  # raw rows per side in the row-level test
 WINDOW_METHOD = "K-S"
 Kind = Literal["recipe", "confirmed", "excursion"]
 
@@ -109,7 +107,7 @@ def fmt(value: float) -> str:
 
 
 def column_reason(
-    drift: ColumnDrift, summary: pd.Series, limits: pd.DataFrame, p_value: float, confirm: int
+    drift: ColumnDrift, summary: pd.Series, limits: pd.DataFrame, level: float, confirm: int
 ) -> str:
     key = drift.features[0]
     low, high = limits.loc[key, "lower"], limits.loc[key, "upper"]
@@ -119,7 +117,7 @@ def column_reason(
     elif drift.kind == "confirmed":
         text += (
             f" in this batch and the {confirm - 1} before it, on the same side "
-            f"(t-limits, p<{p_value:g} per batch over all features)"
+            f"(t-limits at {level:g} per batch over all features)"
         )
     else:
         text += " in this batch only: an excursion, drift only if the next batch confirms it"
@@ -150,15 +148,6 @@ def missing_reasons(summary: pd.Series, columns: list[str]) -> list[str]:
     return reasons
 
 
-def sensor_rows(frames: list[pd.DataFrame], sensors: list[str], seed: int = 0) -> pd.DataFrame:
-    """Raw online readings, pooled and subsampled to at most `ROW_SAMPLE` rows."""
-    rows = pd.concat([f.reindex(columns=sensors) for f in frames], ignore_index=True)
-    rows = rows.astype(float).dropna(how="all")
-    if len(rows) > ROW_SAMPLE:
-        rows = rows.sample(ROW_SAMPLE, random_state=seed)
-    return rows
-
-
 def window_frames(new: pd.DataFrame, window: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """The recent batches, without the new batch if the caller included it, then the new one."""
     new_id = batch_id_of(new)
@@ -169,6 +158,7 @@ def window_frames(new: pd.DataFrame, window: list[pd.DataFrame]) -> list[pd.Data
 class Options:
     p_value: float
     drift_share: float
+    limit_level: float
     min_reference: int
     tolerance: float
     confirm: int
@@ -197,7 +187,7 @@ def check_limits(
     columns = list(dict.fromkeys([*fs.online, *fs.cumulative, *fs.integrated, *fs.offline]))
     scales = channel_scales(ref_frames, columns, opt.ranges)
     resolution = feature_resolution(ref_table, scales, duration_h(ref_frames), opt.tolerance)
-    limits = prediction_limits(ref_table, resolution, opt.p_value, outcome_features(fs))
+    limits = prediction_limits(ref_table, resolution, opt.limit_level, outcome_features(fs))
     ratios = [exceedance(row, limits) for _, row in win_table.iterrows()]
     recipe, confirmed = judge_features(ratios[-1], ratios[:-1], limits["recipe"], opt.confirm)
     drifts = column_drifts(ratios[-1], recipe, confirmed, columns)
@@ -219,7 +209,7 @@ def verdict_reasons(
         )
     beyond = sorted((d for d in check.drifts if d.kind), key=lambda d: (not d.drifted, -d.score))
     reasons += [
-        column_reason(d, check.summary, check.limits, opt.p_value, opt.confirm) for d in beyond
+        column_reason(d, check.summary, check.limits, opt.limit_level, opt.confirm) for d in beyond
     ]
     if share >= opt.drift_share:
         reasons.append(window_reason(window, share, batches, opt.p_value, opt.drift_share))
@@ -248,27 +238,31 @@ def check_data_drift(
     drift_share: float = DEFAULTS.drift_share,
     report_html: Path | None = None,
     *,
+    limit_level: float = DEFAULTS.drift_limit_level,
     min_reference: int = DEFAULTS.drift_min_reference,
     tolerance: float = DEFAULTS.drift_tolerance,
     confirm: int = DEFAULTS.drift_confirm_batches,
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> DataDriftResult:
-    """Data drift of `new` (see the module docstring). `window`: the recent accepted batches
-    before it, oldest first (the last `confirm - 1` of them confirm a change); `reference`: the
-    champion's training batches, or the accepted batches before it while there is no champion;
-    `ranges`: the spec's plausible ranges by channel (`spec_ranges`), for channels flat in the
-    reference. The new batch is left out of `window` and `reference` if there."""
-    opt = Options(p_value, drift_share, min_reference, tolerance, confirm, ranges or {})
+    """Data drift of `new` (see the module docstring and `Thresholds` for the levels).
+
+    `window`: the recent accepted batches before it, oldest first (the last `confirm - 1`
+    confirm a change); `reference`: the champion's batches (train and held-out), or the
+    accepted batches before `new` while there is no champion; `ranges`: the spec's plausible
+    ranges by channel (`drift_limits.spec_ranges`), the scale of channels flat in the reference. The new
+    batch is left out of `window` and `reference` if there."""
+    opt = Options(
+        p_value, drift_share, limit_level, min_reference, tolerance, confirm, ranges or {}
+    )
     new_id = batch_id_of(new)
     frames, counted, ref_frames = split_reference(new, window, reference, confirm)
     if len(ref_frames) < 2:
         return warming_up_result(new_id, len(counted), min_reference, frames)
     ref_table, win_table = summary_table(ref_frames, fs), summary_table(frames, fs)
     check = check_limits(win_table, ref_frames, ref_table, fs, opt)
-    sensors = list(fs.online)
-    rows = sensor_rows(ref_frames, sensors), sensor_rows([new], sensors, seed=1)
-    from monitoring.drift_report import evidently_scores
+    from monitoring.drift_report import evidently_scores, sensor_rows
 
+    rows = sensor_rows(ref_frames, list(fs.online)), sensor_rows([new], list(fs.online), seed=1)
     scores = evidently_scores(ref_table, win_table, *rows, p_value)
     batches = [str(b) for b in win_table.index]
     share, reasons = verdict_reasons(check, scores, batches, opt, len(counted))
@@ -281,12 +275,17 @@ def check_data_drift(
         feature_scores=scores.window, row_level=scores.rows,
     )  # fmt: skip
     if report_html is not None:
-        from monitoring.drift_report import save_batch_report
-
-        beyond = [d for d in sorted(check.drifts, key=lambda d: -d.score) if d.features]
-        flagged = [k for d in beyond for k in d.features]
-        save_batch_report(scores, flagged, [d.column for d in beyond], opt, report_html)
+        save_report(check, scores, opt, report_html)
     return result
+
+
+def save_report(check: LimitCheck, scores: EvidentlyScores, opt: Options, html: Path) -> Path:
+    """The Evidently HTML of this check, led by the columns beyond their limits, worst first."""
+    from monitoring.drift_report import save_batch_report
+
+    beyond = [d for d in sorted(check.drifts, key=lambda d: -d.score) if d.features]
+    flagged = [k for d in beyond for k in d.features]
+    return save_batch_report(scores, flagged, [d.column for d in beyond], opt, html)
 
 
 def warming_up_result(
@@ -299,8 +298,3 @@ def warming_up_result(
         reasons=[f"warming up: {counted} reference batches, drift alarms count from {min_reference}"],
         feature_scores={}, row_level={},
     )  # fmt: skip
-
-
-def spec_ranges(spec: DatasetSpec) -> dict[str, tuple[float, float]]:
-    """The spec's plausible range of each variable, in canonical units (for `ranges`)."""
-    return {v.name: v.canonical_range for v in spec.variables if v.canonical_range is not None}

@@ -2,8 +2,8 @@
 
 A feature's limits are the reference mean ± the larger of
 - a Student prediction interval, t·sd·sqrt(1+1/n) with n-1 df, at a per-feature level from a
-  weighted Bonferroni split of `p_value` (`feature_levels`): a normal Gaussian batch has any
-  feature beyond its limits with probability ≤ `p_value`;
+  weighted Bonferroni split of a level (`feature_levels`): a normal Gaussian batch has any
+  feature beyond its limits with probability ≤ that level;
 - a *resolution*: the smallest change that counts, `tolerance` × the channel's scale, in the
   feature's units (`feature_resolution`). A feature constant over the reference (a recipe
   set-point, a controller output pinned at its bound) thus gets limits of ± a tolerance, not
@@ -17,6 +17,9 @@ change, so it is reported but does not alarm. What alarms (`judge_features`):
   change beyond the tolerance is a recipe change, at once;
 - *confirmed*: any other feature beyond its limits on the same side in this batch and in each
   of the `confirm - 1` batches before it. A process change persists; a disturbance does not.
+  Two batches beyond on the same side by chance: Σ level_f²/2 for Gaussian features, so the
+  single-batch level can be loose (0.2: ~0.02 % a batch over ~80 features); with heavy tails
+  measured ~1 % a batch (benchmarks/drift_quality.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bioprocessml.spec import DatasetSpec
 from monitoring.summary import PHASES, SEP, feature_column
 
 # Share of the error budget for the few outcome features (cumulative feed, integrated off-gas,
@@ -64,7 +68,8 @@ def feature_resolution(
     """The smallest change of each feature that counts: a sustained offset of `tolerance` ×
     the channel's scale, in the feature's units (over a phase for a slope, over the batch for
     a cumulative or integrated total). A noise feature's is `tolerance` × the channel's typical
-    reference noise (a stuck probe loses all of it), or × its scale if the channel has none."""
+    reference noise (a stuck probe loses all of it), or × its scale if the channel has none; a
+    share of unchanged readings' is `tolerance` itself."""
     phase_h = duration_h / len(PHASES)
     out = {}
     for key in reference.columns:
@@ -74,6 +79,8 @@ def feature_resolution(
             base /= phase_h
         elif stat in ("cumulative", "integrated"):
             base *= duration_h
+        elif stat.endswith("flat"):  # a share of readings: the tolerance itself
+            base = tolerance
         elif stat.endswith("noise"):
             typical = float(reference[key].median()) if reference[key].notna().any() else 0.0
             base = tolerance * typical if typical > 0 else base
@@ -157,3 +164,8 @@ def judge_features(
     for earlier in needed:
         confirmed &= beyond_side(earlier.reindex(side.index)).eq(side)
     return recipe_alarm, confirmed
+
+
+def spec_ranges(spec: DatasetSpec) -> dict[str, tuple[float, float]]:
+    """The spec's plausible range of each variable, in canonical units (for `ranges`)."""
+    return {v.name: v.canonical_range for v in spec.variables if v.canonical_range is not None}

@@ -33,6 +33,7 @@ from evidently.legacy.core import ColumnType
 from evidently.metrics import ValueDrift
 
 METHOD = "ks"
+ROW_SAMPLE = 2000  # raw rows per side in the row-level test
 
 
 class ReportOptions(Protocol):
@@ -170,3 +171,12 @@ def save_batch_report(
     plotted = list(dict.fromkeys([*flagged[: MAX_PLOTS // 2], *rows[:3], *drifted]))[:MAX_PLOTS]
     listed = [*flagged, *by_p[:MAX_LISTED], *scores.rows][: MAX_LISTED + len(scores.rows)]
     return save_drift_report(scores.reference, scores.current, opt.p_value, html, plotted, listed)
+
+
+def sensor_rows(frames: list[pd.DataFrame], sensors: list[str], seed: int = 0) -> pd.DataFrame:
+    """Raw online readings, pooled and subsampled to at most `ROW_SAMPLE` rows."""
+    rows = pd.concat([f.reindex(columns=sensors) for f in frames], ignore_index=True)
+    rows = rows.astype(float).dropna(how="all")
+    if len(rows) > ROW_SAMPLE:
+        rows = rows.sample(ROW_SAMPLE, random_state=seed)
+    return rows

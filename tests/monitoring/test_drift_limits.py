@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bioprocessml.settings import DEFAULT_SPEC
+from bioprocessml.spec import load_spec
 from monitoring.data_drift import ColumnDrift, column_drifts, column_reason
 from monitoring.drift_limits import (
     PRIORITY_SHARE,
@@ -19,6 +21,7 @@ from monitoring.drift_limits import (
     feature_resolution,
     judge_features,
     prediction_limits,
+    spec_ranges,
 )
 
 NO_FLOOR = pd.Series(dtype=float)
@@ -83,17 +86,21 @@ def test_flat_channel_takes_its_scale_from_the_spec_range() -> None:
     scales = channel_scales(frames, ["rpm", "off", "gone"], ranges={"rpm": (50.0, 250.0)})
     assert scales.to_dict() == {"rpm": 200.0, "off": 1.0, "gone": 1.0}
     assert channel_scales(frames, ["rpm"])["rpm"] == 100.0, "no range: |median|"
+    ranges = spec_ranges(load_spec(DEFAULT_SPEC))
+    assert ranges["temperature"] == (20.0, 45.0) and ranges["titer"] == (0.0, 30.0)
 
 
 def test_resolution_in_each_features_units() -> None:
     table = pd.DataFrame({"f__mid_slope": [0.1, 0.2], "f__cumulative": [5.0, 6.0],
-                          "f__late_noise": [0.3, 0.5], "g__late_noise": [0.0, 0.0], "f__final": [1.0, 2.0]})  # fmt: skip
+                          "f__late_noise": [0.3, 0.5], "g__late_noise": [0.0, 0.0], "f__final": [1.0, 2.0],
+                          "f__late_flat": [0.0, 0.0]})  # fmt: skip
     resolution = feature_resolution(table, pd.Series({"f": 10.0, "g": 4.0}), 30.0, 0.02)
     assert resolution["f__final"] == pytest.approx(0.2)
     assert resolution["f__mid_slope"] == pytest.approx(0.2 / 10.0), "per hour of a phase"
     assert resolution["f__cumulative"] == pytest.approx(0.2 * 30.0), "over the batch"
     assert resolution["f__late_noise"] == pytest.approx(0.02 * 0.4), "share of typical noise"
     assert resolution["g__late_noise"] == pytest.approx(0.02 * 4.0), "noise-free channel"
+    assert resolution["f__late_flat"] == pytest.approx(0.02), "a share: the tolerance itself"
 
 
 def gaussian_limits(rng: np.random.Generator, features: int = 4) -> pd.DataFrame:
