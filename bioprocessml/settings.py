@@ -42,8 +42,14 @@ class Thresholds(BaseModel):
     drift_confirm_batches: int = Field(
         2, ge=1, le=5, description="consecutive batches beyond a limit (recipe channels: 1)"
     )
-    cusum_k: float = Field(0.5, ge=0, description="CUSUM slack on error ratio - 1")
-    cusum_h: float = Field(3.0, gt=0, description="CUSUM alarm level")
+    cusum_k: float = Field(0.5, ge=0, description="concept CUSUM slack, in robust z of log error")
+    cusum_h: float = Field(4.0, gt=0, description="concept CUSUM alarm level (same units)")
+    concept_burn_in: int = Field(
+        4, ge=0, description="live batches pooled into the champion's reference error"
+    )
+    concept_min_log_spread: float = Field(
+        0.35, gt=0, description="floor of the spread of log per-batch errors"
+    )
     bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")
     retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
