@@ -73,7 +73,8 @@ class ConceptState(BaseModel):
 
 def update_cusum(state: ConceptState, ratio: float, k: float = 0.5, h: float = 3.0) -> ConceptState:
     """One batch more: S = max(0, S + ratio - 1 - k); alarm while S > h. A NaN or infinite
-    ratio carries no information and leaves the state as it was."""
+    ratio carries no information and leaves the state as it was. The ratio to a fixed
+    validation error is what `assess_concept` replaces (kept until the monitor calls it)."""
     if not np.isfinite(ratio):
         return state
     cusum = max(0.0, state.cusum + ratio - 1.0 - k)
@@ -148,12 +149,16 @@ def assess_concept(
     Each batch is judged against the reference before it; then it joins the reference if it
     is not data drift, the CUSUM is not in alarm and (after burn-in) z ≤ `ABSORB_Z`."""
     baseline: list[LiveError] = []
-    verdict = ConceptVerdict(reference=error_reference(validation, [], min_log_spread, False))
+    verdict = ConceptVerdict()
     for item in live:
-        if not np.isfinite(item.error):
+        if not np.isfinite(item.error) or item.error <= 0:
             continue
         warming = len(baseline) < burn_in
-        ref = error_reference(validation, [b.error for b in baseline], min_log_spread, not warming)
+        known = [b.error for b in baseline]
+        if not any(np.isfinite(e) and e > 0 for e in [*validation, *known]):
+            baseline.append(item)  # no validation error: the first live batch starts the reference
+            continue
+        ref = error_reference(validation, known, min_log_spread, not warming)
         ratio = item.error / ref.typical
         z = float(np.log(max(ratio, 1e-12)) / ref.log_spread)
         cusum = 0.0 if warming else max(0.0, verdict.cusum + z - k)

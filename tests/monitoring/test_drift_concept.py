@@ -8,6 +8,7 @@ import pytest
 
 from monitoring.concept import (
     ConceptState,
+    ConceptVerdict,
     LiveError,
     assess_concept,
     batch_error,
@@ -139,3 +140,12 @@ def test_burn_in_skips_batches_flagged_as_data_drift() -> None:
     assert concept_reason(warming, 4.0).endswith(
         "warming up: 0 live batches in the reference so far"
     )
+
+
+def test_no_validation_error_starts_from_the_first_live_batch() -> None:
+    assert assess_concept([], [], **RULE) == ConceptVerdict()
+    first = assess_concept([], live([2.0]), **RULE)
+    assert first.warming_up and first.ratio is None
+    verdict = assess_concept([], live([2.0, 2.2, 1.8, 2.0, 2.1]), **RULE)
+    assert verdict.reference is not None and verdict.reference.typical == pytest.approx(2.0)
+    assert not verdict.warming_up and verdict.reference.validation_batches == 0
