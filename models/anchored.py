@@ -117,6 +117,9 @@ class AssayAnchoredModel:
 
 
 def _newest_assay(history: pd.DataFrame, target: str) -> int | None:
-    """Row position of the newest assay of the target in the history, if any."""
+    """Row position of the newest assay of the target in the history, if any (none if the
+    caller sent no target column)."""
+    if target not in history.columns:
+        return None
     seen = np.flatnonzero(history[target].notna().to_numpy())
     return int(seen[-1]) if len(seen) else None

@@ -107,7 +107,7 @@ class HybridModel:
         out = np.empty(len(histories))
         for i, (h, path) in enumerate(zip(histories, paths, strict=True)):
             out[i] = path[-1]
-            if self.task == "harvest":
+            if self.task == "harvest" and self.features.target in h.columns:
                 assays = h[self.features.target].to_numpy(dtype=float)
                 seen = np.flatnonzero(np.isfinite(assays))
                 if len(seen):

@@ -63,7 +63,7 @@ def to_series(history: pd.DataFrame, fs: FeatureSpec) -> Series:
     dilution = feeds.sum(axis=1) / litres if has_volume else np.zeros(len(time))
     return Series(
         str(history[BATCH_ID].iloc[0]), time, np.diff(time, prepend=time[0]), inputs, dilution,
-        history[fs.target].to_numpy(dtype=float),
+        history[fs.target].to_numpy(dtype=float) if fs.target in history else np.full(len(time), np.nan),
     )  # fmt: skip
 
 

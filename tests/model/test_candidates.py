@@ -149,6 +149,7 @@ def test_assay_mode_uses_the_lab_titer_and_says_so(
     no_lab = history.assign(**{fs.target: np.nan})
     before_lab = anchored.predict([no_lab])
     assert before_lab.mode == (ONLINE,)
+    assert anchored.predict([history.drop(columns=[fs.target])]).mode == (ONLINE,)
     assert before_lab.mean[0] == pytest.approx(model.predict([no_lab]).mean[0])
     lab_row = np.flatnonzero(history[fs.target].notna().to_numpy())[-1]
     at_lab = anchored.predict([history.iloc[: lab_row + 1]])
