@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -235,7 +236,12 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--skip", nargs="*", default=[], choices=["dev", "sim", "change", "cost"])
     parser.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
+    parser.add_argument(
+        "--gp-sparse-threshold", type=int, default=500,
+        help="rows above which the GP is variational (settings: training.gp_sparse_threshold)",
+    )  # fmt: skip
     args = parser.parse_args()
+    os.environ["BIOPROCESSML_TRAINING__GP_SPARSE_THRESHOLD"] = str(args.gp_sparse_threshold)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("models.gp", "models.lstm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -244,6 +250,7 @@ def main() -> None:
     normal, truth = load_folder(NORMAL), load_truth()
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["candidates"] = list(candidates)
+    results["gp_sparse_threshold"] = args.gp_sparse_threshold
     if "dev" not in args.skip:
         results["dev"] = cross_validate(normal, truth, fs, candidates)
         save(results, args.out)
