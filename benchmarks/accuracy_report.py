@@ -13,7 +13,9 @@ production starts, diluted by the measured feeds and volume) from one linear pro
 (75 % of batch time) is the best there. Bad: with online signals only it drifts over the batch
 when a batch's productivity differs from what its sensors show (the error grows with batch
 time, like every online-only soft sensor here, and a few batches are far off: pooled coverage
-0.70); the rate is linear in the signals; its early harvest forecasts (25–50 %) are a
+0.70); the rate is linear in the signals, so after the +1 K temperature shift (many standard
+deviations of a tightly controlled input) the stale model extrapolates wildly until retrained
+(then it is the best online soft sensor on the changed batches); its early harvest forecasts (25–50 %) are a
 persistence rule on the titer now, no better than naive at 25 % and worse than the GP's at 50 %.
 
 **Caveats.** Intervals are calibrated so that the *median held-out batch* covers 95 % of its
