@@ -4,7 +4,7 @@ robust, or luck of one seed?
 For each seed: 30 normal batches, the newest 10 held out whole (`split_batches`), the soft-sensor
 candidates PLS (`models.pls`) and GP (`models.gp`) fitted on the other 20 and scored on the
 held-out batches. Also a plain PLS whose component count is the CV minimum (the baseline in
-tests/model/test_gp.py). Nothing here is tuned on the held-out batches.
+tests/models/test_gp.py). Nothing here is tuned on the held-out batches.
 
     .venv/bin/python benchmarks/gp_vs_pls.py [--seeds 0 1 2 ...]
 
@@ -90,7 +90,7 @@ def run_seed(seed: int, fs: FeatureSpec) -> dict[str, Any]:
         "pls_batch_rmse": pls["batch_rmse"],
         "gp_coverage": gp_score["coverage"],
         "pls_coverage": pls["coverage"],
-        "gp_calibration_scale": gp.scale_,
+        "gp_calibration_factor": gp.params_["calibration_factor"],
         "gp_fit_s": fit_s,
     }
 
@@ -123,7 +123,7 @@ def main() -> None:
         rows.append(row)
         print(
             f"{seed:>4} {row['pls_rmse']:7.4f} {row['pls_cv_min_rmse']:7.4f} {row['gp_rmse']:7.4f}"
-            f" {row['gp_coverage']:6.3f} {row['gp_calibration_scale']:5.2f} {row['gp_fit_s']:5.1f}",
+            f" {row['gp_coverage']:6.3f} {row['gp_calibration_factor']:5.2f} {row['gp_fit_s']:5.1f}",
             flush=True,
         )
     summary = summarize(rows)

@@ -18,18 +18,23 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Prediction:
-    """One prediction per history: mean and a central 95 % interval."""
+    """One prediction per history: mean and a central 95 % interval; `mode` (if the model has
+    modes) says per history which one answered, e.g. "assays" or "online"."""
 
     mean: FloatArray
     lower: FloatArray
     upper: FloatArray
+    mode: tuple[str, ...] | None = None
 
     @classmethod
     def gaussian(cls, mean: FloatArray, std: FloatArray) -> Prediction:
         return cls(mean, mean - Z95 * std, mean + Z95 * std)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"mean": self.mean, "lower": self.lower, "upper": self.upper})
+        frame = pd.DataFrame({"mean": self.mean, "lower": self.lower, "upper": self.upper})
+        if self.mode is not None:
+            frame["mode"] = list(self.mode)
+        return frame
 
 
 @dataclass

@@ -67,6 +67,7 @@ def score(
     y = samples.targets
     error = prediction.mean - y
     covered = (y >= prediction.lower) & (y <= prediction.upper)
+    per_batch = [float(np.mean(covered[samples.groups == g])) for g in np.unique(samples.groups)]
     spread = float(np.sum((y - y.mean()) ** 2))
     metrics = {
         "rmse": rmse(error),
@@ -74,8 +75,10 @@ def score(
         "mae": float(np.mean(np.abs(error))),
         "r2": 1.0 - float(np.sum(error**2)) / spread if spread > 0 else float("nan"),
         "coverage": float(np.mean(covered)),
+        "batch_coverage_median": float(np.median(per_batch)),
         "interval_width": float(np.mean(prediction.upper - prediction.lower)),
         "n": float(len(y)),
+        "batches": float(len(np.unique(samples.groups))),
     }
     if naive is not None:
         metrics["naive_rmse"] = rmse(naive.mean - y)

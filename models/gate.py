@@ -26,9 +26,12 @@ def wilson_interval(successes: float, n: float, z: float = 1.96) -> tuple[float,
 
 
 def calibrated(metrics: dict[str, float], bounds: tuple[float, float]) -> bool:
-    """Coverage is consistent with `bounds` given the number of held-out points: 11 of 11
-    covered is no evidence of too-wide intervals, 70 of 100 is evidence of too-narrow ones."""
-    low, high = wilson_interval(metrics["coverage"] * metrics["n"], metrics["n"])
+    """Coverage is consistent with `bounds` given how much independent evidence there is: 11 of
+    11 covered is no evidence of too-wide intervals, 70 of 100 is evidence of too-narrow ones.
+    The evidence is counted in held-out batches, not points, when known: a soft sensor's error
+    is mostly one offset per batch, so the points of one batch are covered or missed together."""
+    n = metrics.get("batches") or metrics["n"]
+    low, high = wilson_interval(metrics["coverage"] * n, n)
     return high >= bounds[0] and low <= bounds[1]
 
 

@@ -3,8 +3,9 @@
 
 Why calibrate by batch: rows of one batch are strongly correlated, so a row-level GP nearly
 interpolates them and its intervals covered only ~70 % of held-out points. Grouped
-cross-validation measures how wrong the GP is on batches it has not seen and widens the
-predictive standard deviation by that factor (`scale_`, never below 1).
+cross-validation gives out-of-fold residuals on batches the GP has not seen; they set the
+interval's width by elapsed time and its batch-conformal factor (`models.calibration`). The GP's
+own predictive std widens the interval where it extrapolates (ratio to its noise std, above 1).
 
 Why exact Cholesky: gpytorch's default CG/Lanczos solver at n≈2000 fitted the noise wrongly and
 gave variances 5–30× off; `max_cholesky_size` keeps every solve exact.
@@ -28,7 +29,8 @@ from gpytorch.constraints import GreaterThan
 from sklearn.cluster import KMeans
 from sklearn.model_selection import GroupKFold
 
-from models.base import Z95, FloatArray, Prediction, Samples, Task
+from models.base import FloatArray, Prediction, Samples, Task
+from models.calibration import IntervalCalibration
 from models.features import FeatureSpec, feature_matrix
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ NOISE_FLOOR = 1e-3  # likelihood noise variance floor, in standardized target un
 MIN_LENGTHSCALE = 0.3  # in standardized input units (see `_kernel`)
 EXACT_LR, VARIATIONAL_LR, NGD_LR = 0.1, 0.05, 0.1
 BATCH_SIZE = 512  # minibatch rows of the variational GP
+MAX_VARIATIONAL_STEPS = 600  # minibatches per variational fit (an epoch each up to 2048 rows)
 CV_FOLDS = 5
 # Threads: one unless an exact GP is large enough for parallel BLAS to pay. Minibatch and small
 # solves gain nothing, and on a busy 2-core machine two spinning threads ran 5–10× slower.
@@ -152,7 +155,10 @@ def _train_variational(
 ) -> float:
     """Natural-gradient steps for the variational posterior, Adam for the rest: with Adam alone
     the posterior was far from converged after hundreds of steps (calibration folds predicted
-    1.5× wider than the final model, which then covered 92 % instead of 95 %)."""
+    1.5× wider than the final model, which then covered 92 % instead of 95 %). At most
+    `MAX_VARIATIONAL_STEPS` minibatches in all, so the cost stops growing with the rows."""
+    per_epoch = -(-len(y) // BATCH_SIZE)
+    epochs = min(epochs, max(1, MAX_VARIATIONAL_STEPS // per_epoch))
     elbo = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=len(y))
     ngd = gpytorch.optim.NGD(model.variational_parameters(), num_data=len(y), lr=NGD_LR)
     adam = torch.optim.Adam([*model.hyperparameters(), *likelihood.parameters()], VARIATIONAL_LR)
@@ -171,8 +177,9 @@ def _train_variational(
 class GPModel:
     """Candidate `gp`. `fit`/`predict` take batch histories; `fit_matrix`/`predict_matrix` take
     a ready feature matrix (used on analytic data in tests). `iterations` counts Adam steps of
-    the exact GP, epochs of minibatches of the variational one. After fitting: `scale_`
-    (calibration factor of the predictive std), `params_` (flat, loggable, incl. `kind`)."""
+    the exact GP, epochs of minibatches of the variational one. After fitting: `calibration_`
+    (None if `calibrate` is off: raw Gaussian intervals), `oof_` (out-of-fold means of the
+    training rows), `params_` (flat, loggable, incl. `kind`)."""
 
     name = "gp"
 
@@ -189,8 +196,8 @@ class GPModel:
         self.task, self.features, self.seed = task, features, seed
         self.iterations, self.sparse_threshold = iterations, sparse_threshold
         self.inducing_points, self.calibrate = inducing_points, calibrate
-        self.scale_ = 1.0
-        self.heldout_z95_ = float("nan")  # 95 % quantile of |z| on held-out batches
+        self.calibration_: IntervalCalibration | None = None
+        self.oof_ = np.zeros(0)
         self.params_: dict[str, float | int | str] = {}
         self.kind_, self.n_train_ = "exact", 0
         self.input_names_: list[str] = []
@@ -203,12 +210,14 @@ class GPModel:
 
     def fit(self, samples: Samples) -> GPModel:
         inputs, names = self._inputs(samples.histories, fit=True)
-        return self.fit_matrix(inputs, samples.targets, samples.groups, names)
+        return self.fit_matrix(inputs, samples.targets, samples.groups, names, inputs[:, 0])
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
+        """Titer-like targets: mean and lower bound never below zero."""
         if not histories:
             return Prediction.gaussian(np.zeros(0), np.zeros(0))
-        return self.predict_matrix(self._inputs(histories)[0])
+        inputs = self._inputs(histories)[0]
+        return self.predict_matrix(inputs, inputs[:, 0], lower_bound=0.0)
 
     def fit_matrix(
         self,
@@ -216,9 +225,11 @@ class GPModel:
         y: FloatArray,
         groups: npt.ArrayLike | None = None,
         names: list[str] | None = None,
+        elapsed: FloatArray | None = None,
     ) -> GPModel:
         """Fit on a feature matrix; `groups` (batch ids) drive the calibration (rows if None),
-        `names` (of the columns) label the length scales in `params_`."""
+        `names` (of the columns) label the length scales in `params_`, `elapsed` (hours, of
+        each row) lets the interval width depend on batch time (constant if None)."""
         start = time.perf_counter()
         x, y = np.asarray(x, float), np.asarray(y, float)
         if x.ndim != 2 or len(x) != len(y) or not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -227,14 +238,25 @@ class GPModel:
         kind = "variational" if len(y) > self.sparse_threshold else "exact"
         with _torch_session(len(y), kind, self.seed):
             loss = self._train(x, y, kind, self.iterations)
-            self.scale_ = self._calibration_scale(x, y, groups) if self.calibrate else 1.0
+            if self.calibrate:
+                at = np.zeros(len(y)) if elapsed is None else np.asarray(elapsed, float)
+                self.calibration_ = self._calibrate(x, y, groups, at)
         self.params_ = self._describe(loss, time.perf_counter() - start)
-        log.info("gp (%s) fitted on %d rows, calibration x%.2f", kind, len(y), self.scale_)
+        log.info("gp (%s) fitted on %d rows", kind, len(y))
         return self
 
-    def predict_matrix(self, x: FloatArray) -> Prediction:
+    def predict_matrix(
+        self, x: FloatArray, elapsed: FloatArray | None = None, lower_bound: float | None = None
+    ) -> Prediction:
         mean, std = self._moments(np.asarray(x, float))
-        return Prediction.gaussian(mean, std * self.scale_)
+        if self.calibration_ is None:
+            return Prediction.gaussian(mean, std)
+        at = np.zeros(len(mean)) if elapsed is None else np.asarray(elapsed, float)
+        return self.calibration_.interval(mean, at, std / self._noise_std(), lower_bound)
+
+    def _noise_std(self) -> float:
+        """The likelihood's noise std in target units: the predictive std far inside the data."""
+        return float(self._likelihood.noise.detach().sqrt()) * self._y_std
 
     def _inputs(
         self, histories: list[pd.DataFrame], fit: bool = False
@@ -322,33 +344,34 @@ class GPModel:
         mean = np.concatenate(means) * self._y_std + self._y_mean
         return mean, np.sqrt(np.concatenate(variances)) * self._y_std
 
-    def _calibration_scale(self, x: FloatArray, y: FloatArray, groups: Any) -> float:
-        """max(1, q95(|z|) / 1.96) over batches held out by GroupKFold.
+    def _calibrate(
+        self, x: FloatArray, y: FloatArray, groups: Any, elapsed: FloatArray
+    ) -> IntervalCalibration | None:
+        """Out-of-fold residuals over batches held out by GroupKFold → `IntervalCalibration`.
 
         Each fold starts from the full fit's hyperparameters (not its inducing points or
         variational posterior: those are fitted to rows) and re-optimizes on its training
         batches. Exact folds take a third of the steps: near their own optimum at a third of
         the cost (one exact step at n=2000 takes ~1 s). Variational folds take all of them:
-        shorter ones predicted wider than the final model (held-out |z| q95 2.0 in folds vs 2.3
-        on new batches) and under-calibrated it."""
-        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        shorter ones predicted wider than the final model and under-calibrated it."""
+        groups = np.arange(len(y)).astype(str) if groups is None else np.asarray(groups, str)
         folds = min(CV_FOLDS, len(np.unique(groups)))
         if folds < 2:
             log.warning("gp: one batch only, intervals left uncalibrated")
-            return 1.0
-        warm, z = self._state(), []
+            return None
+        warm = self._state()
         exact = self.kind_ == "exact"
         steps = max(10, self.iterations // 3) if exact else self.iterations
+        self.oof_, spread = np.zeros(len(y)), np.ones(len(y))
         for train, test in GroupKFold(folds).split(x, y, groups):
             fold = type(self)(
                 self.task, self.features, self.seed, inducing_points=self.inducing_points,
                 calibrate=False,
             )  # fmt: skip
             fold._train(x[train], y[train], self.kind_, steps, warm)
-            mean, std = fold._moments(x[test])
-            z.append((y[test] - mean) / std)
-        self.heldout_z95_ = float(np.quantile(np.abs(np.concatenate(z)), 0.95))
-        return max(1.0, self.heldout_z95_ / Z95)
+            self.oof_[test], std = fold._moments(x[test])
+            spread[test] = std / fold._noise_std()
+        return IntervalCalibration.fit(y - self.oof_, elapsed, groups, spread)
 
     def _describe(self, loss: float, seconds: float) -> dict[str, float | int | str]:
         """Flat parameters for experiment tracking; length scales in standardized units."""
@@ -360,8 +383,7 @@ class GPModel:
             "final_loss": round(loss, 5),
             "noise_std": float(self._likelihood.noise.detach().sqrt()) * self._y_std,
             "outputscale": float(kernel.outputscale.detach()),
-            "calibration_scale": self.scale_,
-            "heldout_abs_z_q95": self.heldout_z95_,
+            "calibration_factor": self.calibration_.factor if self.calibration_ else float("nan"),
             "fit_seconds": round(seconds, 2),
         }
         if self.kind_ == "variational":

@@ -16,8 +16,9 @@ naive on average), at 75 % ≈ 0.63 ×, at 25 % no better than naive; the soft s
 sensors only) is no better than the mean titer trajectory, which is all the sensors carry here.
 
 Member k of the ensemble leaves out the k-th group of training batches; its predictions on those
-batches are out-of-fold residuals, from which a residual variance (by elapsed time: early
-forecasts err more) is added to the ensemble spread.
+batches are out-of-fold residuals, which calibrate the intervals over held-out batches and by
+elapsed time (`models.calibration`; the ensemble spread alone covered 100 %). Each training
+epoch uses at most `max_batches` batches, so fitting cost stops growing with the data there.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch import nn
 
 from bioprocessml.dataset import TIME
 from models.base import FloatArray, Prediction, Samples, Task
+from models.calibration import IntervalCalibration
 from models.features import FeatureSpec
 
 CLIP = 8.0  # z-scores beyond this are faults, not information
@@ -126,7 +128,6 @@ class _Scaling:
     offline_sd: FloatArray
     base: FloatArray  # target mean by elapsed time: the naive forecast
     y_scale: float
-    residual_var: FloatArray  # out-of-fold residual variance by elapsed time
 
     @property
     def grid(self) -> FloatArray:
@@ -159,7 +160,7 @@ def _fit_scaling(raws: list[_Raw], step_h: float) -> _Scaling:
         off_sd[:, j] = np.sqrt(_smooth(t, dev2, grid, bandwidth))
     return _Scaling(
         step_h, steps * step_h, mean, _floor_sd(sd, flat),
-        off_mean, _floor_sd(off_sd, v), np.zeros(steps), 1.0, np.zeros(steps),
+        off_mean, _floor_sd(off_sd, v), np.zeros(steps), 1.0,
     )  # fmt: skip
 
 
@@ -279,7 +280,7 @@ class LSTMModel:
     def __init__(
         self, task: Task, features: FeatureSpec, seed: int = 0, step_h: float = 1.0,
         hidden: int = 32, epochs: int = 300, ensemble: int = 5, lr: float = 0.01,
-        l2: float = 0.1, l2_lstm: float = 0.03, input_noise: float = 3.0,
+        l2: float = 0.1, l2_lstm: float = 0.03, input_noise: float = 3.0, max_batches: int = 32,
     ) -> None:  # fmt: skip
         self.task = task
         self.features = features
@@ -292,7 +293,9 @@ class LSTMModel:
         self.l2 = l2
         self.l2_lstm = l2_lstm
         self.input_noise = input_noise
+        self.max_batches = max_batches
         self.params_: dict[str, Any] = {}
+        self.oof_ = np.zeros(0)
         self.scaling_: _Scaling | None = None
         self.nets_: list[_Net] = []
 
@@ -314,15 +317,17 @@ class LSTMModel:
         y = torch.tensor(deviation / sc.y_scale, dtype=torch.float32)
         with _threads(1):
             oof = self._fit_members(data, y, samples.groups)
-        residual2 = (y.numpy() - oof) ** 2 * sc.y_scale**2
+        self.oof_ = sc.curve(sc.base, elapsed) + sc.y_scale * oof
+        residual = samples.targets - self.oof_
+        self.calibration_ = IntervalCalibration.fit(residual, elapsed, samples.groups)
         ok = ~np.isnan(oof)
-        sc.residual_var = _smooth(elapsed[ok], residual2[ok], sc.grid, 0.1 * sc.time_scale)
         self.scaling_ = sc
         self.params_ = {
             "step_h": self.step_h, "hidden": self.hidden, "epochs": self.epochs,
             "ensemble": self.ensemble, "lr": self.lr, "l2": self.l2, "l2_lstm": self.l2_lstm,
             "input_noise": self.input_noise, "inputs": int(data.base.shape[2]),
-            "oof_rmse": float(np.sqrt(residual2[ok].mean())),
+            "oof_rmse": float(np.sqrt(np.mean(residual[ok] ** 2))),
+            "calibration_factor": self.calibration_.factor,
             "train_seconds": round(clock.perf_counter() - start, 2),
         }  # fmt: skip
         return self
@@ -366,8 +371,13 @@ class LSTMModel:
             )
             noise = torch.zeros(data.base.shape[2])
             noise[: self.n_online] = self.input_noise
+            source = data.source.numpy()
+            pick = np.random.default_rng(self.seed * 1000 + member)
             for _ in range(self.epochs):
-                loss = nn.functional.mse_loss(net(data.noisy(noise)), y)
+                rows = _subset(source, self.max_batches, pick)
+                part = data if rows is None else data.take(rows)
+                target = y if rows is None else y[torch.from_numpy(rows)]
+                loss = nn.functional.mse_loss(net(part.noisy(noise)), target)
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -392,9 +402,7 @@ class LSTMModel:
         with _threads(1):
             z = self._forward(self.nets_, _tensors(sequences, np.arange(len(raws)), elapsed))
         mean = sc.curve(sc.base, elapsed) + sc.y_scale * z.mean(1)
-        spread = sc.y_scale * z.std(1, ddof=1) if z.shape[1] > 1 else np.zeros(len(mean))
-        std = np.sqrt(spread**2 + sc.curve(sc.residual_var, elapsed))
-        return Prediction.gaussian(mean, std)
+        return self.calibration_.interval(mean, elapsed)
 
     def __getstate__(self) -> dict[str, Any]:
         """Plain arrays instead of modules: the weights and the training statistics."""
@@ -413,6 +421,14 @@ class LSTMModel:
             net = _Net(w["lstm.weight_ih_l0"].shape[1], self.n_online, self.hidden)
             net.load_state_dict({k: torch.from_numpy(v) for k, v in w.items()})
             self.nets_.append(net.eval())
+
+
+def _subset(source: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Samples of at most `limit` randomly chosen batches (sequences), or None for all."""
+    batches = np.unique(source)
+    if len(batches) <= limit:
+        return None
+    return np.flatnonzero(np.isin(source, rng.choice(batches, limit, replace=False)))
 
 
 @contextmanager

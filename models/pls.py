@@ -1,8 +1,9 @@
 """PLS regression: the industry's classic soft-sensor baseline.
 
 The number of components is chosen by grouped (batch-wise) cross-validation, and the 95 %
-interval comes from the out-of-fold residuals of that same cross-validation, so both reflect
-error on unseen batches rather than on the rows the model was fitted to.
+interval comes from the out-of-fold residuals of that same cross-validation (calibrated over
+held-out batches and by elapsed time, `models.calibration`), so both reflect error on unseen
+batches rather than on the rows the model was fitted to.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from models.base import FloatArray, Prediction, Samples, Task
+from models.calibration import IntervalCalibration, elapsed_hours
 from models.features import FeatureSpec, feature_matrix
 
 
@@ -61,13 +63,18 @@ class PLSModel:
             if best is None or rmse < best[0] * 0.995:  # prefer fewer components on a near tie
                 best = (rmse, k, oof)
         assert best is not None
-        rmse, self.components_, oof = best
-        self.residual_std_ = float(np.std(y - oof, ddof=1))
+        rmse, self.components_, self.oof_ = best
+        self.calibration_ = IntervalCalibration.fit(
+            y - self.oof_, elapsed_hours(samples.histories), samples.groups
+        )
         self.model_ = _pipeline(self.components_).fit(x, y)
-        self.params_ = {"components": self.components_, "cv_rmse": rmse, "folds": folds}
+        self.params_ = {
+            "components": self.components_, "cv_rmse": rmse, "folds": folds,
+            "calibration_factor": self.calibration_.factor,
+        }  # fmt: skip
         return self
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
         x = feature_matrix(histories, self.features, self.task, fill=self.fill_)
         mean = np.asarray(self.model_.predict(x), dtype=float).ravel()
-        return Prediction.gaussian(mean, np.full_like(mean, self.residual_std_))
+        return self.calibration_.interval(mean, elapsed_hours(histories))

@@ -23,7 +23,15 @@ from models.registry import Lineage, alias_version, git_commit, load_alias
 
 
 def build_candidate(name: str, task: Task, features: FeatureSpec, settings: Settings) -> Candidate:
+    """`pls`, `gp`, `lstm`, `hybrid`; a soft sensor name with `+assays` (e.g. `gp+assays`) is
+    that candidate corrected by the batch's own titer assays (`models.anchored`)."""
     seed = settings.training.seed
+    if name.endswith("+assays"):
+        from models.anchored import AssayAnchoredModel
+
+        return AssayAnchoredModel(
+            build_candidate(name.removesuffix("+assays"), task, features, settings)
+        )
     if name == "pls":
         from models.pls import PLSModel
 
@@ -38,7 +46,11 @@ def build_candidate(name: str, task: Task, features: FeatureSpec, settings: Sett
         from models.lstm import LSTMModel
 
         return LSTMModel(task, features, seed=seed)
-    raise ValueError(f"unknown candidate {name!r}; known: pls, gp, lstm")
+    if name == "hybrid":
+        from models.hybrid import HybridModel
+
+        return HybridModel(task, features, seed=seed)
+    raise ValueError(f"unknown candidate {name!r}; known: pls, gp, lstm, hybrid (+assays)")
 
 
 @dataclass

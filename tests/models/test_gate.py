@@ -37,6 +37,14 @@ def test_gate_against_champion(candidate: dict[str, float], decision: str, words
     assert result.decision == decision and words in result.reason
 
 
+def test_coverage_evidence_counts_batches_not_points() -> None:
+    """74 % of 57 points in 3 held-out batches: about 2 of 3 batches covered, no evidence of
+    too-narrow intervals; the same share over 60 batches is."""
+    assert calibrated({**m(1, coverage=0.74, n=57), "batches": 3}, BOUNDS)
+    assert not calibrated(m(1, coverage=0.74, n=57), BOUNDS)
+    assert not calibrated({**m(1, coverage=0.74, n=1140), "batches": 60}, BOUNDS)
+
+
 def test_coverage_judged_with_its_sample_size() -> None:
     assert calibrated(m(1, coverage=1.0, n=11), BOUNDS)
     assert not calibrated(m(1, coverage=0.70, n=100), BOUNDS)

@@ -1,0 +1,65 @@
+"""Interval calibration over held-out batches (`models.calibration`) on synthetic residuals
+whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.calibration import IntervalCalibration, batch_factor
+
+
+def batch_residuals(batches: int, rows: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Residuals = a batch offset that grows with elapsed time + row noise."""
+    rng = np.random.default_rng(seed)
+    elapsed = np.tile(np.linspace(0.0, 100.0, rows), batches)
+    groups = np.repeat([f"b{i}" for i in range(batches)], rows)
+    offset = np.repeat(rng.normal(0.0, 1.0, batches), rows)
+    residuals = offset * elapsed / 50.0 + rng.normal(0.0, 0.1, batches * rows)
+    return residuals, elapsed, groups
+
+
+def test_single_row_groups_give_the_pooled_conformal_quantile() -> None:
+    z = np.random.default_rng(0).normal(size=2000)
+    factor = batch_factor(z, np.arange(2000).astype(str))
+    assert factor == pytest.approx(np.quantile(np.abs(z), 0.95))
+    assert 1.8 < factor < 2.1  # |N(0,1)| 95 % quantile is 1.96
+
+
+def test_median_batch_covers_the_level_on_new_batches() -> None:
+    residuals, elapsed, groups = batch_residuals(40, 25, seed=1)
+    calibration = IntervalCalibration.fit(residuals, elapsed, groups)
+    new, at, new_groups = batch_residuals(400, 25, seed=2)
+    prediction = calibration.interval(np.zeros(len(new)), at, lower_bound=None)
+    inside = (new >= prediction.lower) & (new <= prediction.upper)
+    per_batch = [inside[new_groups == g].mean() for g in np.unique(new_groups)]
+    assert 0.85 <= np.median(per_batch) <= 1.0
+    width = prediction.upper - prediction.lower
+    assert width[at == 100.0].mean() > 5 * width[at == 0.0].mean()  # grows with batch time
+
+
+def test_lower_bound_clips_mean_and_interval_at_zero() -> None:
+    residuals, elapsed, groups = batch_residuals(10, 10, seed=3)
+    calibration = IntervalCalibration.fit(residuals, elapsed, groups)
+    prediction = calibration.interval(np.array([-0.5, 0.1, 3.0]), np.array([50.0, 50.0, 50.0]))
+    assert prediction.mean[0] == 0.0 and (prediction.lower >= 0.0).all()
+    assert prediction.upper[2] - prediction.mean[2] == pytest.approx(
+        prediction.upper[1] - prediction.mean[1]
+    )
+
+
+def test_spread_only_widens_and_relative_scales_both_ways() -> None:
+    residuals, elapsed, groups = batch_residuals(10, 10, seed=4)
+    calibration = IntervalCalibration.fit(residuals, elapsed, groups)
+    at, mean = np.full(3, 60.0), np.full(3, 10.0)
+    plain = calibration.interval(mean, at)
+    spread = calibration.interval(mean, at, spread=np.array([0.2, 1.0, 3.0]))
+    relative = calibration.interval(mean, at, relative=np.array([0.5, 1.0, 2.0]))
+    half = plain.upper - plain.mean
+    np.testing.assert_allclose(spread.upper - spread.mean, half * [1.0, 1.0, 3.0])
+    np.testing.assert_allclose(relative.upper - relative.mean, half * [0.5, 1.0, 2.0])
+
+
+def test_one_batch_is_not_enough_to_calibrate() -> None:
+    with pytest.raises(ValueError, match="two batches"):
+        IntervalCalibration.fit(np.ones(5), np.arange(5.0), np.array(["a"] * 5))
