@@ -106,7 +106,9 @@ class Training(BaseModel):
     seed: int = 0
     task_runner: Literal["threads", "dask"] = Field("threads", description="dask: prefect-dask")
     max_workers: int = Field(2, ge=1, description="candidates trained at once")
-    gp_sparse_threshold: int = Field(2000, ge=100, description="rows above which the GP is sparse")
+    gp_sparse_threshold: int = Field(
+        500, ge=100, description="training rows above which the GP is variational (linear cost)"
+    )
 
 
 class Settings(BaseSettings):

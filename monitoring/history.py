@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models.base import Task
+from monitoring.usefulness import LiveScore
 
 MONITORING_EXPERIMENT = "bioprocessml-monitoring"  # MLflow: one run per checked batch
 
@@ -29,7 +30,8 @@ class DriftRecord(BaseModel):
     error_ratio: float | None = None
     cusum: float = 0.0
     concept_alarm: bool = False
-    worse_than_naive: bool = False
+    live: list[LiveScore] = []
+    worse_than_naive: list[Task] = []
     requested: bool = False
     kind: str | None = None
     tasks: list[Task] = []

@@ -53,12 +53,14 @@ def timeline_markdown(batches: list[BatchScore]) -> str:
 
 def totals_markdown(t: Totals) -> str:
     changes = [
-        f"- **{c.label}** from {c.first_batch}: "
-        + (f"flagged at {c.flagged_at} (batch {c.delay} of the change), columns: "
-           f"{', '.join(c.columns) or 'none (concept drift)'}" if c.flagged_at else "never flagged")
+        f"  - **{c.label}** from {c.first_batch}: "
+        + (f"first alarm at {c.flagged_at} (batch {c.delay} of the change)" if c.flagged_at
+           else "never flagged")
+        + (f"; data drift at {c.data_drift_at} (batch {c.data_drift_delay}), columns: "
+           f"{', '.join(c.columns)}" if c.data_drift_at else "; no data drift")
         for c in t.changes
     ]  # fmt: skip
-    worse = [f"- {task}: {', '.join(ids) or 'never'}" for task, ids in t.worse_than_naive.items()]
+    worse = [f"  - {task}: {', '.join(ids) or 'never'}" for task, ids in t.worse_than_naive.items()]
     return "\n".join([
         f"- files {t.files}: {t.accepted} accepted, {t.quarantined} quarantined",
         f"- false data-drift alarms on normal batches after warm-up: **{len(t.false_alarms)}** of "

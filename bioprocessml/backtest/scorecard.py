@@ -54,9 +54,11 @@ class BatchScore(BaseModel):
 class ChangeDetection(BaseModel):
     label: str
     first_batch: str
-    flagged_at: str | None = None
+    flagged_at: str | None = None  # the first drift alarm (data or concept) from the change on
     delay: int | None = None  # 1 = flagged on the first batch of the change
-    columns: list[str] = []
+    data_drift_at: str | None = None
+    data_drift_delay: int | None = None
+    columns: list[str] = []  # the columns the first data-drift alarm named
 
 
 class Totals(BaseModel):
@@ -148,13 +150,15 @@ def changes_detected(scores: list[BatchScore]) -> list[ChangeDetection]:
         if not mine:
             continue
         change = ChangeDetection(label=label, first_batch=str(mine[0].batch_id))
-        flagged = [
-            s for s in scores if s.order >= mine[0].order and (s.data_drift or s.concept_alarm)
-        ]
+        after = [s for s in scores if s.order >= mine[0].order]
+        flagged = [s for s in after if s.data_drift or s.concept_alarm]
         if flagged:
-            first = flagged[0]
-            change.flagged_at, change.columns = str(first.batch_id), first.columns
-            change.delay = sum(1 for s in mine if s.order <= first.order)
+            change.flagged_at = str(flagged[0].batch_id)
+            change.delay = sum(1 for s in mine if s.order <= flagged[0].order)
+        drifted = [s for s in after if s.data_drift]
+        if drifted:
+            change.data_drift_at, change.columns = str(drifted[0].batch_id), drifted[0].columns
+            change.data_drift_delay = sum(1 for s in mine if s.order <= drifted[0].order)
         found.append(change)
     return found
 
