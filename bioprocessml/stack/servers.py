@@ -187,9 +187,19 @@ def start_mlflow_ui(settings: Settings) -> subprocess.Popen[bytes]:
     return start_process(settings, "mlflow-ui", args, settings.state_dir)
 
 
+def create_tracking_store(settings: Settings) -> None:
+    """Create the MLflow store's tables once, here, before any server starts: the UI, the service
+    and the flows would otherwise all create them at once on a new SQLite file, and the losers
+    fail ("table registered_models already exists")."""
+    from models.registry import configure
+
+    configure(settings)
+
+
 def up(settings: Settings, watch: bool = True, serve: bool = True, ui: bool = True) -> None:
     settings.prepare()
     ensure_admin_token(settings)
+    create_tracking_store(settings)
     mlflow_ui = start_mlflow_ui(settings) if ui else None  # starts while the rest comes up
     start_prefect_server(settings)
     deploy_flows(settings)
