@@ -94,13 +94,13 @@ def decide_retrain(
         missing = [t for t in TASKS if not champions[t]]
         waiting = f"{accepted}/{bootstrap_batches} batches for a first model" if missing else None
         return RetrainDecision(request=False, reasons=[waiting] if waiting else reasons)
-    kind = "+".join(sorted(set(wanted.values())))
     deferred = [t for t in wanted if t in rollout_tasks]
     free = [t for t in wanted if t not in rollout_tasks]
     cooling = {
         t: s for t in free if (s := batches_since_request(history, t)) is not None and s < cooldown
     }
     ready = [t for t in free if t not in cooling]
+    kind = "+".join(sorted({k for t, k in wanted.items() if t in (ready or wanted)}))
     base = RetrainDecision(request=False, kind=kind, reasons=reasons, deferred=deferred)
     if deferred and not free:
         return base.model_copy(update={"suppressed": f"rollout of {', '.join(deferred)} is live: "
