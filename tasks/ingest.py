@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 
 from bioprocessml.events import (
@@ -13,17 +15,22 @@ from bioprocessml.events import (
     emit,
     safe_name,
 )
-from bioprocessml.ingest.arrival import IngestResult, ingest_file
+from bioprocessml.ingest.arrival import IngestResult, file_arrival
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 
 
 @task(name="judge-and-file", retries=2, retry_delay_seconds=2)
-def judge_and_file(path: str, sha256: str = "") -> IngestResult:
-    """Validate the file and file it as accepted or quarantined (idempotent: safe to retry)."""
+def judge_and_file(payload: dict[str, Any], event_id: str = "", resource: str = "") -> IngestResult:
+    """Validate the event's payload and the file, and file it as accepted or quarantined
+    (idempotent: safe to retry; a settled arrival is not judged again)."""
+    from prefect.runtime import flow_run
+
     settings = Settings()
-    result = ingest_file(path, settings, load_spec(settings.spec_path), sha256)
-    get_run_logger().info("%s → %s %s", path, result.verdict, "; ".join(result.reasons))
+    spec = load_spec(settings.spec_path)
+    label = resource.removeprefix("bioprocess.batch.")
+    result = file_arrival(settings, spec, payload, event_id, label, flow_run.get_id())
+    get_run_logger().info("%s → %s %s", result.file, result.verdict, "; ".join(result.reasons))
     return result
 
 

@@ -14,13 +14,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 from filelock import FileLock
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bioprocessml.errors import BioprocessMLError
-from bioprocessml.events import safe_name
+from bioprocessml.events import ArrivedPayload, safe_name
 from bioprocessml.ingest.catalogue import Catalogue, Entry, Verdict
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
@@ -33,8 +34,11 @@ class PayloadRefused(BioprocessMLError):
 
 
 class IngestResult(BaseModel):
+    """What became of one arrival: a catalogue verdict, or `superseded` (the file changed after
+    it was announced; its new content is announced again) with no verdict of its own."""
+
     file: str
-    verdict: Verdict
+    verdict: Verdict | Literal["superseded"]
     sha256: str = ""
     size: int = 0
     batch_id: str | None = None
@@ -78,18 +82,32 @@ class Ingestor:
     """Files arrivals for one data folder; one instance per flow run or CLI call."""
 
     def __init__(self, settings: Settings, spec: DatasetSpec) -> None:
+        self.arrival_id: str | None = None
         self.settings = settings.prepare()
         self.spec = spec
         self.data_dir = settings.data_dir
         self.catalogue = Catalogue(self.data_dir / "catalogue.db")
         self.lock = FileLock(str(self.data_dir / ".ingest.lock"))
 
-    def ingest(self, relative: str, sha256: str = "") -> IngestResult:
+    def ingest(
+        self, relative: str, sha256: str = "", arrival_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> IngestResult:  # fmt: skip
         """File `relative`; `sha256` (from the event) recognises a repeated event for a file
-        already filed, e.g. announced both by the watcher and by `bioprocessml ingest`."""
+        already filed, e.g. announced both by the watcher and by `bioprocessml ingest`.
+        `arrival_id` (the event id) is settled with the verdict; a settled one is not redone."""
+        self.arrival_id = arrival_id
         with self.lock:
+            if arrival_id:
+                arrival = self.catalogue.claim(arrival_id, relative, sha256, 0, flow_run_id)
+                if arrival.settled_at is not None:
+                    return IngestResult(
+                        file=relative, verdict="duplicate", sha256=sha256,
+                        reasons=[f"repeated event {arrival_id}: already {arrival.outcome}"],
+                    )  # fmt: skip
             prior = self.catalogue.processed(sha256) if sha256 else None
             if prior is not None and not (self.settings.incoming_dir / relative).exists():
+                self._settle("duplicate")
                 return IngestResult(
                     file=relative, verdict="duplicate", sha256=sha256, batch_id=prior.batch_id,
                     location=prior.location, reasons=[f"repeated event: already {prior.verdict}"],
@@ -100,10 +118,35 @@ class Ingestor:
                 return self._refuse(relative, str(exc))
             data = path.read_bytes()
             digest = sha256_of(data)
+            if sha256 and digest != sha256:
+                return self._superseded(relative, sha256, digest)
             prior = self.catalogue.processed(digest)
             if prior is not None:
                 return self._duplicate(path, relative, data, prior)
             return self._judge(path, relative, data, digest)
+
+    def _settle(self, outcome: str) -> None:
+        if self.arrival_id:
+            self.catalogue.settle(self.arrival_id, outcome)
+
+    def _superseded(self, relative: str, announced: str, found: str) -> IngestResult:
+        reason = (
+            f"{relative} changed after it was announced (sha256 {announced[:12]}… announced, "
+            f"{found[:12]}… now): left in incoming/ for its new announcement"
+        )
+        log.warning("%s", reason)
+        self._settle("superseded")
+        return IngestResult(file=relative, verdict="superseded", sha256=found, reasons=[reason])
+
+    def refuse_event(self, label: str, reason: str) -> IngestResult:
+        """An arrival event that cannot be taken up (malformed payload): on record as refused."""
+        with self.lock:
+            if self.arrival_id:
+                arrival = self.catalogue.claim(self.arrival_id, label, "", 0, None)
+                if arrival.settled_at is not None:
+                    reasons = [f"repeated event {self.arrival_id}: already {arrival.outcome}"]
+                    return IngestResult(file=label, verdict="duplicate", reasons=reasons)
+            return self._refuse(label, reason)
 
     def _judge(self, path: Path, relative: str, data: bytes, digest: str) -> IngestResult:
         from bioprocessml.ingest.validation import validate_file
@@ -133,8 +176,15 @@ class Ingestor:
 
         assert result.batch_id is not None
         name = f"{safe_name(result.batch_id)}.csv"
-        write_durably(self.settings.accepted_dir / name, frame.to_csv(index=False).encode())
-        version = commit_version(self.data_dir, self.settings.dvc_remote_path)
+        target = self.settings.accepted_dir / name
+        write_durably(target, frame.to_csv(index=False).encode())
+        try:
+            version = commit_version(self.data_dir, self.settings.dvc_remote_path)
+        except BaseException:
+            # Not versioned, so not accepted: take it back out, or the next batch's version
+            # would carry it (e.g. the disk filled up while DVC stored it).
+            target.unlink(missing_ok=True)
+            raise
         result.verdict, result.data_version = "accepted", version.md5
         result.location = f"accepted/{name}"
         return self._record(path, result)
@@ -169,13 +219,14 @@ class Ingestor:
         result = IngestResult(file=relative, verdict="refused", reasons=[reason])
         log.warning("refused arrival %r: %s", relative, reason)
         self.catalogue.add(
-            Entry(file=relative, sha256="", size=0, verdict="refused", reasons=[reason])
+            Entry(file=relative, sha256="", size=0, verdict="refused", reasons=[reason]),
+            self.arrival_id,
         )
         return result
 
     def _record(self, path: Path, result: IngestResult) -> IngestResult:
         """Catalogue the verdict, then (and only then) remove the file from incoming/."""
-        self.catalogue.add(Entry(**result.model_dump(exclude={"warnings"})))
+        self.catalogue.add(Entry(**result.model_dump(exclude={"warnings"})), self.arrival_id)
         path.unlink()
         return result
 
@@ -184,3 +235,23 @@ def ingest_file(
     relative: str, settings: Settings, spec: DatasetSpec, sha256: str = ""
 ) -> IngestResult:
     return Ingestor(settings, spec).ingest(relative, sha256)
+
+
+def file_arrival(
+    settings: Settings, spec: DatasetSpec, payload: Any, event_id: str = "",
+    label: str = "", flow_run_id: str | None = None,
+) -> IngestResult:  # fmt: skip
+    """Take up an arrival event as it came: its payload is validated here (not by the trigger's
+    template), so a malformed one ends as a `refused` record with its reason, never lost."""
+    ingestor = Ingestor(settings, spec)
+    ingestor.arrival_id = event_id or None
+    try:
+        arrival = ArrivedPayload.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()
+        )
+        name = payload.get("path") if isinstance(payload, dict) else None
+        file = name if isinstance(name, str) and name else (label or f"event {event_id}")
+        return ingestor.refuse_event(file, f"malformed arrival event {event_id}: {problems}")
+    return ingestor.ingest(arrival.path, arrival.sha256, event_id or None, flow_run_id)
