@@ -8,6 +8,7 @@ the meantime is not judged twice, and a file that was filed already is recognise
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -40,7 +41,11 @@ def unannounced(settings: Settings, grace: float) -> list[Arrival]:
         except OSError:
             continue  # gone meanwhile
         if (relative, digest) not in known:
-            arrival, _ = catalogue.record_arrival(relative, digest, size)
+            try:
+                arrival, _ = catalogue.record_arrival(relative, digest, size)
+            except sqlite3.Error as exc:
+                log.error("%s stays in incoming/ unrecorded: %s", relative, exc)
+                continue
             found.append(arrival)
     return found
 
@@ -71,6 +76,6 @@ def settle_arrivals(
         try:
             ingestor = Ingestor(settings, spec)
             results.append(ingestor.ingest(arrival.file, arrival.sha256, arrival.id))
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:  # e.g. the data folder's disk is full
             log.error("%s stays in incoming/: %s: %s", arrival.file, type(exc).__name__, exc)
     return results
