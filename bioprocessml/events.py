@@ -18,6 +18,13 @@ BATCH_ACCEPTED = "bioprocess.batch.accepted"
 BATCH_QUARANTINED = "bioprocess.batch.quarantined"
 DRIFT_DETECTED = "bioprocess.drift.detected"
 MODEL_CHALLENGER = "bioprocess.model.challenger"
+STACK_PROBE = "bioprocess.stack.probe"
+
+
+class ProbePayload(BaseModel):
+    """A probe of the stack's event → flow-run latency (benchmarks/pace.py)."""
+
+    sent: str = Field(description="when it was sent, ISO 8601")
 
 
 class ArrivedPayload(BaseModel):

@@ -188,6 +188,8 @@ def port_owner(port: int, host: str = "127.0.0.1") -> str | None:
     import socket
 
     with socket.socket() as sock:
+        # As the servers bind: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
             return None
