@@ -13,13 +13,15 @@ from tasks.ingest import announce_verdict, judge_and_file
 @flow(name="ingest-batch", log_prints=True)
 def ingest_batch(
     payload: dict[str, Any] | None = None, event_id: str = "", resource: str = ""
-) -> IngestResult:
-    """Judge one arrived file and announce the verdict. The trigger hands over the event's
-    payload as it came; the flow validates it (a malformed one is refused, on record)."""
+) -> list[IngestResult]:
+    """Judge the arrived file (and any other arrival waiting) and announce the verdicts. The
+    trigger hands over the event's payload as it came; the flow validates it (a malformed one
+    is refused, on record)."""
     logger = get_run_logger()
     logger.info("arrival event %s (%s): %s", event_id, resource, payload)
-    # --- validate the payload, then the file: accept or quarantine ---
-    result = judge_and_file(payload or {}, event_id, resource)
-    # --- announce ---
-    announce_verdict(result)
-    return result
+    # --- validate the payload, then the files: accept or quarantine ---
+    results = judge_and_file(payload or {}, event_id, resource)
+    # --- announce, in the order judged ---
+    for result in results:
+        announce_verdict(result)
+    return results

@@ -15,23 +15,26 @@ from bioprocessml.events import (
     emit,
     safe_name,
 )
-from bioprocessml.ingest.arrival import IngestResult, file_arrival
+from bioprocessml.ingest.arrival import IngestResult, file_arrivals
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 
 
 @task(name="judge-and-file", retries=2, retry_delay_seconds=2)
-def judge_and_file(payload: dict[str, Any], event_id: str = "", resource: str = "") -> IngestResult:
-    """Validate the event's payload and the file, and file it as accepted or quarantined
-    (idempotent: safe to retry; a settled arrival is not judged again)."""
+def judge_and_file(
+    payload: dict[str, Any], event_id: str = "", resource: str = ""
+) -> list[IngestResult]:
+    """Validate the event's payload and the file, and file it as accepted or quarantined, then
+    any other arrival waiting (idempotent: safe to retry; a settled arrival is not redone)."""
     from prefect.runtime import flow_run
 
     settings = Settings()
     spec = load_spec(settings.spec_path)
     label = resource.removeprefix("bioprocess.batch.")
-    result = file_arrival(settings, spec, payload, event_id, label, flow_run.get_id())
-    get_run_logger().info("%s → %s %s", result.file, result.verdict, "; ".join(result.reasons))
-    return result
+    results = file_arrivals(settings, spec, payload, event_id, label, flow_run.get_id())
+    for result in results:
+        get_run_logger().info("%s → %s %s", result.file, result.verdict, "; ".join(result.reasons))
+    return results
 
 
 @task(name="announce-verdict", retries=3, retry_delay_seconds=2)

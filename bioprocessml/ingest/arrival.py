@@ -83,6 +83,7 @@ class Ingestor:
 
     def __init__(self, settings: Settings, spec: DatasetSpec) -> None:
         self.arrival_id: str | None = None
+        self.pending: list[tuple[Path, IngestResult, str | None]] = []
         self.settings = settings.prepare()
         self.spec = spec
         self.data_dir = settings.data_dir
@@ -96,34 +97,55 @@ class Ingestor:
         """File `relative`; `sha256` (from the event) recognises a repeated event for a file
         already filed, e.g. announced both by the watcher and by `bioprocessml ingest`.
         `arrival_id` (the event id) is settled with the verdict; a settled one is not redone."""
-        self.arrival_id = arrival_id
         with self.lock:
-            if arrival_id:
-                arrival = self.catalogue.claim(arrival_id, relative, sha256, 0, flow_run_id)
-                if arrival.settled_at is not None:
-                    return IngestResult(
-                        file=relative, verdict="duplicate", sha256=sha256,
-                        reasons=[f"repeated event {arrival_id}: already {arrival.outcome}"],
-                    )  # fmt: skip
-            prior = self.catalogue.processed(sha256) if sha256 else None
-            if prior is not None and not (self.settings.incoming_dir / relative).exists():
-                self._settle("duplicate")
-                return IngestResult(
-                    file=relative, verdict="duplicate", sha256=sha256, batch_id=prior.batch_id,
-                    location=prior.location, reasons=[f"repeated event: already {prior.verdict}"],
-                )  # fmt: skip
+            result = self._one(relative, sha256, arrival_id, flow_run_id)
+            self._flush()
+            return result
+
+    def drain(self, skip: set[str]) -> list[IngestResult]:
+        """Judge every other open arrival now, oldest first, under the lock the caller holds:
+        a burst is judged at the gate's pace, not at one flow run's start-up each (their own
+        runs then find them settled). One that fails stays open for the reconcile flow."""
+        results = []
+        for arrival in self.catalogue.open_arrivals():
+            if arrival.id in skip or not arrival.sha256:
+                continue
             try:
-                path = resolve_incoming(self.settings.incoming_dir, relative)
-            except PayloadRefused as exc:
-                return self._refuse(relative, str(exc))
-            data = path.read_bytes()
-            digest = sha256_of(data)
-            if sha256 and digest != sha256:
-                return self._superseded(relative, sha256, digest)
-            prior = self.catalogue.processed(digest)
-            if prior is not None:
-                return self._duplicate(path, relative, data, prior)
-            return self._judge(path, relative, data, digest)
+                results.append(self._one(arrival.file, arrival.sha256, arrival.id, None))
+            except (OSError, ValueError) as exc:
+                log.error("%s left for later: %s: %s", arrival.file, type(exc).__name__, exc)
+        return results
+
+    def _one(
+        self, relative: str, sha256: str, arrival_id: str | None, flow_run_id: str | None
+    ) -> IngestResult:
+        self.arrival_id = arrival_id
+        if arrival_id:
+            arrival = self.catalogue.claim(arrival_id, relative, sha256, 0, flow_run_id)
+            if arrival.settled_at is not None:
+                return IngestResult(
+                    file=relative, verdict="duplicate", sha256=sha256,
+                    reasons=[f"repeated event {arrival_id}: already {arrival.outcome}"],
+                )  # fmt: skip
+        prior = self.catalogue.processed(sha256) if sha256 else None
+        if prior is not None and not (self.settings.incoming_dir / relative).exists():
+            self._settle("duplicate")
+            return IngestResult(
+                file=relative, verdict="duplicate", sha256=sha256, batch_id=prior.batch_id,
+                location=prior.location, reasons=[f"repeated event: already {prior.verdict}"],
+            )  # fmt: skip
+        try:
+            path = resolve_incoming(self.settings.incoming_dir, relative)
+        except PayloadRefused as exc:
+            return self._refuse(relative, str(exc))
+        data = path.read_bytes()
+        digest = sha256_of(data)
+        if sha256 and digest != sha256:
+            return self._superseded(relative, sha256, digest)
+        prior = self.catalogue.processed(digest)
+        if prior is not None:
+            return self._duplicate(path, relative, data, prior)
+        return self._judge(path, relative, data, digest)
 
     def _settle(self, outcome: str) -> None:
         if self.arrival_id:
@@ -161,7 +183,10 @@ class Ingestor:
             result.batch_id, result.warnings = report.batch_id, report.warnings
             result.reasons = [check.reason for check in report.failures]
             if report.ok and frame is not None and report.batch_id is not None:
-                clash = self.catalogue.accepted(report.batch_id)
+                clash = self.catalogue.accepted(report.batch_id) or next(
+                    (Entry(**r.model_dump(exclude={"warnings"})) for _, r, _ in self.pending
+                     if r.batch_id == report.batch_id), None,
+                )  # fmt: skip
                 if clash is None:
                     return self._accept(path, frame, result)
                 result.reasons = [
@@ -172,22 +197,33 @@ class Ingestor:
             return self._quarantine(path, data, result, docs=site)
 
     def _accept(self, path: Path, frame: pd.DataFrame, result: IngestResult) -> IngestResult:
-        from bioprocessml.ingest.versioning import commit_version
-
+        """Write the normalized copy; it is versioned and recorded by `_flush` (once for all
+        the files judged under one lock: one DVC commit for a burst)."""
         assert result.batch_id is not None
         name = f"{safe_name(result.batch_id)}.csv"
-        target = self.settings.accepted_dir / name
-        write_durably(target, frame.to_csv(index=False).encode())
+        write_durably(self.settings.accepted_dir / name, frame.to_csv(index=False).encode())
+        result.verdict, result.location = "accepted", f"accepted/{name}"
+        self.pending.append((path, result, self.arrival_id))
+        return result
+
+    def _flush(self) -> None:
+        from bioprocessml.ingest.versioning import commit_version
+
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
         try:
             version = commit_version(self.data_dir, self.settings.dvc_remote_path)
         except BaseException:
-            # Not versioned, so not accepted: take it back out, or the next batch's version
-            # would carry it (e.g. the disk filled up while DVC stored it).
-            target.unlink(missing_ok=True)
+            # Not versioned, so not accepted: take them back out, or the next version would
+            # carry them (e.g. the disk filled up while DVC stored them).
+            for _, result, _ in pending:
+                (self.data_dir / str(result.location)).unlink(missing_ok=True)
             raise
-        result.verdict, result.data_version = "accepted", version.md5
-        result.location = f"accepted/{name}"
-        return self._record(path, result)
+        for path, result, arrival_id in pending:
+            result.data_version = version.md5
+            self.arrival_id = arrival_id
+            self._record(path, result)
 
     def _quarantine(
         self, path: Path, data: bytes, result: IngestResult, docs: tuple[Path, Path] | None
@@ -237,13 +273,24 @@ def ingest_file(
     return Ingestor(settings, spec).ingest(relative, sha256)
 
 
-def file_arrival(
+def file_arrivals(
     settings: Settings, spec: DatasetSpec, payload: Any, event_id: str = "",
-    label: str = "", flow_run_id: str | None = None,
-) -> IngestResult:  # fmt: skip
-    """Take up an arrival event as it came: its payload is validated here (not by the trigger's
-    template), so a malformed one ends as a `refused` record with its reason, never lost."""
+    label: str = "", flow_run_id: str | None = None, drain: bool = True,
+) -> list[IngestResult]:  # fmt: skip
+    """Take up an arrival event as it came, then (with `drain`) every other open arrival (see
+    `Ingestor.drain`). The payload is validated here, not by the trigger's template, so a
+    malformed one ends as a `refused` record with its reason, never lost."""
     ingestor = Ingestor(settings, spec)
+    with ingestor.lock:
+        own = _take_up(ingestor, payload, event_id, label, flow_run_id)
+        others = ingestor.drain(skip={event_id}) if drain else []
+        ingestor._flush()
+    return [own, *others]
+
+
+def _take_up(
+    ingestor: Ingestor, payload: Any, event_id: str, label: str, flow_run_id: str | None
+) -> IngestResult:
     ingestor.arrival_id = event_id or None
     try:
         arrival = ArrivedPayload.model_validate(payload)
@@ -254,4 +301,4 @@ def file_arrival(
         name = payload.get("path") if isinstance(payload, dict) else None
         file = name if isinstance(name, str) and name else (label or f"event {event_id}")
         return ingestor.refuse_event(file, f"malformed arrival event {event_id}: {problems}")
-    return ingestor.ingest(arrival.path, arrival.sha256, event_id or None, flow_run_id)
+    return ingestor._one(arrival.path, arrival.sha256, event_id or None, flow_run_id)
