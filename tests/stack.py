@@ -62,7 +62,12 @@ def wait_until(probe: Callable[[], T | None], timeout: float = 120.0, what: str 
 
 
 def prefect_post(settings: Settings, route: str, body: dict[str, Any]) -> Any:
-    response = httpx.post(f"{settings.prefect_api_url}/{route}", json=body, timeout=10)
+    """POST to the Prefect API; a busy server's 503 (SQLite locked) is retried a few times."""
+    for attempt in range(5):
+        response = httpx.post(f"{settings.prefect_api_url}/{route}", json=body, timeout=30)
+        if response.status_code != 503 or attempt == 4:
+            break
+        time.sleep(2 * (attempt + 1))
     response.raise_for_status()
     return response.json()
 

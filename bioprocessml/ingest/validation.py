@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from bioprocessml.dataset import canonical_frame
 from bioprocessml.ingest import table
 from bioprocessml.ingest.rules import Rule, build_rules
+from bioprocessml.ingest.screen import screen
 from bioprocessml.ingest.sniffing import Finding
 from bioprocessml.spec import DatasetSpec
 
@@ -103,26 +104,25 @@ def run_expectations(
 ) -> list[Check]:
     """Run the rules as one GX suite; a GX crash becomes a failed check, not an exception.
 
-    First every rule at once with GX's cheapest result format (a pass/fail each): most files
-    pass, and then that is all. Only the rules that failed run again with the observed values
-    their reasons quote, through a checkpoint that builds their Data Docs."""
+    First the screen (`screen.py`: the same rules folded into a few expectations, with GX's
+    cheapest result format): most files pass it, and then every rule has passed. A file that
+    fails it runs every rule with the observed values its reasons quote, through a checkpoint
+    that builds the Data Docs."""
     try:
-        verdicts = _check_all(rules, frame)
-        failed = [i for i, ok in verdicts.items() if not ok]
-        checks = {
-            i: Check(name=rules[i].check, column=rules[i].column, passed=True,
-                     reason=rules[i].describe())
-            for i, ok in verdicts.items() if ok
-        }  # fmt: skip
-        if failed:
-            chosen = [rules[i] for i in failed]
-            for res in _run_suite(chosen, frame, spec, path, docs_dir):
-                index = failed[int(res.expectation_config.meta["rule"])]
-                checks[index] = to_check(rules[index], res)
+        if _passes_screen(rules, frame):
+            return [
+                Check(name=r.check, column=r.column, passed=True, reason=r.describe())
+                for r in rules
+            ]
+        results = _run_suite(rules, frame, spec, path, docs_dir)
     except Exception as exc:
         log.exception("Great Expectations failed on %s", path)
         reason = f"the expectation suite could not run: {type(exc).__name__}: {exc}"
         return [Check(name="validation", passed=False, reason=reason)]
+    checks = {}
+    for res in results:
+        index = int(res.expectation_config.meta["rule"])
+        checks[index] = to_check(rules[index], res)
     return [checks[i] for i in sorted(checks)]  # GX returns results in no particular order
 
 
@@ -145,23 +145,30 @@ def _ephemeral_context() -> Any:
     return ctx
 
 
-def _check_all(rules: list[Rule], frame: pd.DataFrame) -> dict[int, bool]:
-    """Pass (True) or fail of every rule, by GX's BOOLEAN_ONLY validation of the batch; a rule
-    GX could not evaluate counts as failed (its second run says why)."""
+def _passes_screen(rules: list[Rule], frame: pd.DataFrame) -> bool:
+    """Every rule passes (True), judged by GX's BOOLEAN_ONLY validation of the screen; False
+    when any screen expectation fails or could not be evaluated."""
     import great_expectations as gx
 
-    ctx = _ephemeral_context()
-    batch = (
-        ctx.data_sources.add_pandas("gate").add_dataframe_asset("frame")
-        .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    )  # fmt: skip
-    suite = gx.ExpectationSuite(name="gate", expectations=_expectations(rules, describe=False))
-    result = batch.validate(suite, result_format="BOOLEAN_ONLY")
-    verdicts = {}
-    for res in result.results:
-        raised = (res.exception_info or {}).get("raised_exception", False)
-        verdicts[int(res.expectation_config.meta["rule"])] = bool(res.success) and not raised
-    return verdicts
+    direct, stacked_rules, stacked = screen(rules, frame)
+    asset = _ephemeral_context().data_sources.add_pandas("gate").add_dataframe_asset("frame")
+    whole = asset.add_batch_definition_whole_dataframe("whole")
+    for name, chosen, data in (("file", direct, frame), ("stacked", stacked_rules, stacked)):
+        if not chosen:
+            continue
+        suite = gx.ExpectationSuite(name=name, expectations=_expectations(chosen, describe=False))
+        batch = whole.get_batch(batch_parameters={"dataframe": data})
+        result = batch.validate(suite, result_format="BOOLEAN_ONLY")
+        if not all(res.success and not _raised(res) for res in result.results):
+            return False
+    return True
+
+
+def _raised(res: Any) -> bool:
+    """Did GX fail to evaluate this expectation (its exception info, flat or per metric)?"""
+    info = res.exception_info or {}
+    infos = [info] if "raised_exception" in info else list(info.values())
+    return any(isinstance(i, dict) and i.get("raised_exception") for i in infos)
 
 
 def _run_suite(
@@ -199,7 +206,7 @@ def to_check(rule: Rule, res: Any) -> Check:
     info = res.exception_info or {}
     infos = [info] if "raised_exception" in info else list(info.values())
     raised = [i for i in infos if isinstance(i, dict) and i.get("raised_exception")]
-    if raised:
+    if _raised(res):
         reason = f"could not check that {rule.describe()}: {raised[0].get('exception_message')}"
         return Check(name=rule.check, column=rule.column, passed=False, reason=reason)
     if res.success:

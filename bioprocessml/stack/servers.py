@@ -14,27 +14,18 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlparse
 
-from bioprocessml.errors import BioprocessMLError
 from bioprocessml.settings import PROJECT_ROOT, TELEMETRY_OFF, Settings
 from bioprocessml.stack import processes
+from bioprocessml.stack.deployments import BIN, WORK_POOL, StackError, deploy_flows
 
 log = logging.getLogger(__name__)
-BIN = Path(sys.executable).parent
-WORK_POOL = "bioprocessml"
-MONITORING_QUEUE = "monitoring"
-
-
-class StackError(BioprocessMLError):
-    """A server of the stack did not start or a set-up command failed."""
 
 
 def free_port() -> int:
@@ -156,16 +147,6 @@ def ensure_process(
     return lambda: proc.poll() is None
 
 
-def run_prefect(settings: Settings, *args: str, cwd: Path = PROJECT_ROOT) -> str:
-    done = subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=stack_env(settings),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise StackError(f"prefect {' '.join(args)} failed: {done.stderr.strip() or done.stdout}")
-    return done.stdout
-
-
 def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
     url = urlparse(settings.prefect_api_url)
     args = [str(BIN / "prefect"), "server", "start", "--host", url.hostname or "127.0.0.1",
@@ -174,44 +155,6 @@ def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
     wait_http(f"{settings.prefect_api_url}/health", alive, timeout, "Prefect server")
 
 
-def deploy_flows(settings: Settings) -> None:
-    """Create the process work pool, its `monitoring` queue (one run at a time, oldest first)
-    and the deployments of prefect.yaml; all idempotent."""
-    run_prefect(settings, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
-    try:
-        run_prefect(settings, "work-queue", "create", MONITORING_QUEUE, "--pool", WORK_POOL,
-                    "--limit", "1")  # fmt: skip
-    except StackError as exc:
-        if "already exists" not in str(exc):
-            raise
-    run_prefect(settings, "deploy", "--all")
-    schedule_reconcile(settings)
-
-
-def schedule_reconcile(settings: Settings) -> None:
-    """Give the reconcile deployment the configured interval (prefect.yaml says 60 s)."""
-    from datetime import timedelta
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.schedules import IntervalSchedule
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    wanted = timedelta(seconds=settings.runtime.reconcile_seconds)
-    with (
-        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
-        get_client(sync_client=True) as client,
-    ):
-        deployment = client.read_deployment_by_name(RECONCILE_DEPLOYMENT)
-        current = client.read_deployment_schedules(deployment.id)
-        if [getattr(s.schedule, "interval", None) for s in current] == [wanted]:
-            return
-        for schedule in current:
-            client.delete_deployment_schedule(deployment.id, schedule.id)
-        schedules: list[Any] = [(IntervalSchedule(interval=wanted), True)]
-        client.create_deployment_schedules(deployment.id, schedules)
-
-
-RECONCILE_DEPLOYMENT = "reconcile/every-interval"
 EXECUTORS = {"runner": "runner", "process": "prefect-worker"}
 
 

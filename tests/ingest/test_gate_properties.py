@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bioprocessml.ingest.arrival import ingest_file, sha256_of
+from bioprocessml.ingest.arrival import ingest_file
 from bioprocessml.ingest.catalogue import Catalogue
+from bioprocessml.ingest.files import sha256_of
 from bioprocessml.ingest.validation import validate_file
 from bioprocessml.settings import DEFAULT_SPEC, Settings
 from bioprocessml.simulation.generate import write_simulated
