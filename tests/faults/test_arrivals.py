@@ -24,7 +24,9 @@ class PathOnly(BaseModel):
     path: str
 
 
-def test_malformed_arrival_is_refused_within_one_reconcile_interval(stack: Settings) -> None:
+def test_malformed_arrival_is_refused_within_one_reconcile_interval(
+    stack: Settings, recovery_times: dict[str, float]
+) -> None:
     """The payload lacks sha256 and size (the trigger's template used to fail on the server and
     the arrival vanished); sent twice with one id, it is refused once, with its reason."""
     event_id = str(uuid.uuid4())
@@ -34,6 +36,7 @@ def test_malformed_arrival_is_refused_within_one_reconcile_interval(stack: Setti
                    PathOnly(path="malformed.csv"), event_id)  # fmt: skip
     [entry] = wait_until(lambda: entries_for(stack, {"malformed.csv"}), 120, "the refusal")
     elapsed = time.monotonic() - sent
+    recovery_times["malformed arrival event: sent to refused record (s)"] = round(elapsed, 1)
     assert entry.verdict == "refused"
     assert (
         "sha256: Field required" in entry.reasons[0] and "size: Field required" in entry.reasons[0]
@@ -71,7 +74,7 @@ def test_burst_of_100_files_and_a_repeated_event_give_one_verdict_each(
 
 
 def test_file_still_being_written_is_judged_whole(
-    stack: Settings, spec: DatasetSpec, tmp_path: Path
+    stack: Settings, spec: DatasetSpec, tmp_path: Path, recovery_times: dict[str, float]
 ) -> None:
     """Written in place under its final name, with pauses shorter than the settle time."""
     [source] = valid_files(tmp_path, spec, 1, 7401)
@@ -82,7 +85,11 @@ def test_file_still_being_written_is_judged_whole(
             handle.write(data[start : start + len(data) // 6 + 1])
             handle.flush()
             time.sleep(stack.watch_settle_seconds * 0.6)
+    written = time.monotonic()
     [entry] = wait_until(lambda: entries_for(stack, {source.name}), 180, "the verdict")
+    recovery_times["file written in place: last write to verdict (s)"] = round(
+        time.monotonic() - written, 1
+    )
     assert entry.verdict == "accepted", entry.reasons
     assert entry.sha256 == hashlib.sha256(data).hexdigest(), "judged on the complete bytes"
 
