@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from bioprocessml.ingest.arrival import IngestResult
-from tasks.ingest import announce_verdict, judge_and_file
+from tasks.ingest import announce_verdict, await_monitoring_run, judge_and_file
 
 
 @flow(name="ingest-batch", log_prints=True)
@@ -24,4 +24,6 @@ def ingest_batch(
     # --- announce, in the order judged ---
     for result in results:
         announce_verdict(result)
+        if len(results) > 1 and result.verdict == "accepted" and result.batch_id:
+            await_monitoring_run(result.batch_id)  # monitoring stays in arrival order
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from bioprocessml.ingest.arrival import IngestResult
-from tasks.ingest import announce_verdict
+from tasks.ingest import announce_verdict, await_monitoring_run
 from tasks.reconcile import recover_runs, settle_lost_arrivals
 
 
@@ -20,4 +20,6 @@ def reconcile() -> list[IngestResult]:
     # --- announce ---
     for result in results:
         announce_verdict(result)
+        if len(results) > 1 and result.verdict == "accepted" and result.batch_id:
+            await_monitoring_run(result.batch_id)  # monitoring stays in arrival order
     return results

@@ -55,3 +55,31 @@ def announce_verdict(result: IngestResult) -> str | None:
         )  # fmt: skip
         return emit(BATCH_QUARANTINED, batch_resource(safe_name(result.file)), quarantined)
     return None
+
+
+MONITORING_DEPLOYMENT = "on-accepted"
+
+
+@task(name="await-monitoring-run", retries=0)
+def await_monitoring_run(batch_id: str, timeout: float = 30.0) -> bool:
+    """Wait until the accepted batch's monitoring run exists, so the next batch's run is created
+    after it: events sent milliseconds apart may start their runs in either order, and the
+    monitoring queue hands out runs oldest first. False after `timeout` (logged, not fatal)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[MONITORING_DEPLOYMENT])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=50,
+            )  # fmt: skip
+            if any(r.parameters.get("batch_id") == batch_id for r in runs):
+                return True
+            time.sleep(0.5)
+    get_run_logger().warning("no monitoring run for %s after %.0f s", batch_id, timeout)
+    return False
