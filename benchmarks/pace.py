@@ -244,6 +244,8 @@ def main() -> None:
             burst_files = renamed(files, Path(tmp) / "burst", args.burst)
             results["burst_files"] = [p.name for p in burst_files]
             results["burst_all_verdicts_s"] = burst(settings, burst_files)
+            server_log = (settings.state_dir / "logs" / "prefect-server.log").read_text()
+            results["server_log_database_locked_lines"] = server_log.count("database is locked")
         finally:
             down(settings)
     results["load_after"] = os.getloadavg()
