@@ -2,8 +2,9 @@
 models the MLflow registry's aliases and the active rollouts name.
 
 During a rollout the other model of each task predicts in the background after the answer is
-sent (shadow), and a stable share of batches gets the challenger's answer (canary). Model
-switches replace the whole deployment at once between requests: nothing is dropped.
+sent (shadow), and a stable share of batches gets the challenger's answer (canary): see
+`bioprocessml/serving/answering.py`, shared with the backtest. Model switches replace the whole
+deployment at once between requests: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -13,37 +14,29 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Annotated, Any
 
 import bentoml
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from bioprocessml.serving import metrics, rollout
+from bioprocessml.serving.answering import Answerer, Unavailable
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.deployed import (
     Deployment,
     ModelCache,
-    Slot,
-    TaskModels,
     build_deployment,
     wanted_now,
 )
-from bioprocessml.serving.prediction_log import LoggedPrediction, Role, record
 from bioprocessml.serving.request import (
     Cell,
     InputError,
     PredictResponse,
-    Route,
-    TaskAnswer,
     request_frame,
-    route_for,
 )
 from bioprocessml.serving.rollout_decision import Decision, Stage
 from bioprocessml.serving.rollout_store import active_rollout
@@ -54,25 +47,12 @@ from models.base import Task
 log = logging.getLogger("bioprocessml.service")
 admin = FastAPI(title="BioProcessML admin", description="Bearer token: serving.admin_token")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
-TASK_FIELDS: dict[Task, str] = {"soft_sensor": "titer_now", "harvest": "titer_at_harvest"}
 
 
 class StageChange(BaseModel):
     task: Task
     stage: Stage
     reason: str = "set by hand"
-
-
-class Outcome(BaseModel):
-    """One model's prediction for one request, or why it failed."""
-
-    slot_version: str
-    role: Role
-    mean: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    error: str | None = None
-    seconds: float
 
 
 @bentoml.service(name="bioprocessml", workers=1, traffic={"timeout": 60})
@@ -85,8 +65,8 @@ class BioprocessService:
         torch.set_num_threads(1)  # small models, many requests: threads, not intra-op
         self.settings = Settings()
         self.spec = load_spec(self.settings.spec_path)
-        self.unit = self.spec.variable(self.spec.target).canonical_unit
         self.engine = engine_for(self.settings.prediction_log_url)
+        self.answerer = Answerer(self.settings, self.spec, self.engine, self.reload)
         self.cache = ModelCache()
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
@@ -101,114 +81,21 @@ class BioprocessService:
     @bentoml.api
     def predict(self, batch_id: str, rows: list[dict[str, Cell]]) -> PredictResponse:
         """Titer now and at harvest for a batch, from its rows so far (the dataset spec's column
-        names and units, like a batch file). 422 says which value is wrong."""
+        names and units, like a batch file). 422 says which value is wrong; a task without a
+        champion answers null with the reason in `unavailable` (503 when neither has one)."""
         try:
             frame = request_frame(batch_id, rows, self.spec, self.settings.serving.max_rows)
         except InputError as exc:
             return self._refuse(422, str(exc))
-        deployment = self.deployment  # one consistent set of models for this request
-        if not deployment.ready:
-            return self._refuse(503, "no champion model yet: the first batches still train")
-        request_id = uuid.uuid4().hex
-        answers: dict[str, TaskAnswer] = {}
-        shadows: list[Callable[[], None]] = []
-        for task, models in deployment.tasks.items():
-            try:
-                answers[TASK_FIELDS[task]] = self._answer(task, models, frame, request_id, shadows)
-            except RuntimeError as exc:
-                return self._refuse(500, str(exc))
+        try:
+            response, shadows = self.answerer.answer(self.deployment, frame, uuid.uuid4().hex)
+        except Unavailable as exc:
+            return self._refuse(503, str(exc))
+        except RuntimeError as exc:
+            return self._refuse(500, str(exc))
         for shadow in shadows:  # only once every answer is ready: they never delay it
             self.background.submit(shadow)
-        return PredictResponse(
-            request_id=request_id, batch_id=batch_id, time_h=float(frame["time"].iloc[-1]),
-            **answers,
-        )  # fmt: skip
-
-    def _answer(
-        self, task: Task, models: TaskModels, frame: pd.DataFrame, rid: str,
-        shadows: list[Callable[[], None]],
-    ) -> TaskAnswer:  # fmt: skip
-        batch_id = str(frame["batch_id"].iloc[0])
-        assert models.champion is not None
-        route: Route = "champion"
-        if models.challenger is not None:
-            route = route_for(batch_id, models.wanted.stage, self.settings.rollout.canary_share)
-        first, second = models.champion, models.challenger
-        if route == "canary" and models.challenger is not None:
-            first, second = models.challenger, models.champion
-        served = self._run(first, models, frame)
-        if served.error is not None and first is not models.champion:
-            self._log(task, rid, frame, route, served, is_served=False)
-            self._after_challenger_failure(task)
-            route, first, second = "champion", models.champion, None
-            served = self._run(first, models, frame)
-        self._log(task, rid, frame, route, served, is_served=True)
-        if served.error is not None:
-            raise RuntimeError(f"{task} champion version {first.version} failed: {served.error}")
-        if second is not None:
-            shadows.append(partial(self._shadow, task, models, second, frame, rid, route, served))
-        assert served.mean is not None and served.lower is not None and served.upper is not None
-        return TaskAnswer(
-            mean=served.mean, lower=served.lower, upper=served.upper, unit=self.unit,
-            model=first.name, version=first.version, route=route,
-        )  # fmt: skip
-
-    def _run(self, slot: Slot, models: TaskModels, frame: pd.DataFrame) -> Outcome:
-        role: Role = "champion" if slot is models.champion else "challenger"
-        start = time.perf_counter()
-        try:
-            row = pd.DataFrame(slot.model.predict(frame)).iloc[-1]
-            outcome = Outcome(
-                slot_version=slot.version, role=role, mean=float(row["mean"]),
-                lower=float(row["lower"]), upper=float(row["upper"]),
-                seconds=time.perf_counter() - start,
-            )  # fmt: skip
-        except Exception as exc:  # a model failure is logged and counted, never raised raw
-            log.exception("%s version %s failed", slot.name, slot.version)
-            outcome = Outcome(
-                slot_version=slot.version, role=role, error=f"{type(exc).__name__}: {exc}",
-                seconds=time.perf_counter() - start,
-            )  # fmt: skip
-        labels = (slot.task, slot.version, role)
-        metrics.LATENCY.labels(*labels).observe(outcome.seconds)
-        return outcome
-
-    def _shadow(
-        self, task: Task, models: TaskModels, slot: Slot, frame: pd.DataFrame, rid: str,
-        route: Route, served: Outcome,
-    ) -> None:  # fmt: skip
-        """The other model's prediction, after the answer went out: logged, never returned."""
-        outcome = self._run(slot, models, frame)
-        self._log(task, rid, frame, route, outcome, is_served=False)
-        if outcome.mean is not None and served.mean is not None:
-            metrics.DISAGREEMENT.labels(task).observe(abs(outcome.mean - served.mean))
-        if outcome.error is not None and outcome.role == "challenger":
-            self._after_challenger_failure(task)
-
-    def _log(
-        self, task: Task, rid: str, frame: pd.DataFrame, route: Route, outcome: Outcome,
-        is_served: bool,
-    ) -> None:  # fmt: skip
-        metrics.PREDICTIONS.labels(
-            task, outcome.slot_version, outcome.role, route,
-            "failed" if outcome.error else "ok",
-        ).inc()  # fmt: skip
-        record(self.engine, [LoggedPrediction(
-            request_id=rid, batch_id=str(frame["batch_id"].iloc[0]), task=task,
-            model_version=outcome.slot_version, role=outcome.role, route=route, served=is_served,
-            batch_time_h=float(frame["time"].iloc[-1]), mean=outcome.mean, lower=outcome.lower,
-            upper=outcome.upper, error=outcome.error, latency_ms=outcome.seconds * 1000,
-        )])  # fmt: skip
-
-    def _after_challenger_failure(self, task: Task) -> None:
-        """Roll back at once when the challenger's failure rate passes the limit."""
-        state = active_rollout(self.engine, task)
-        if state is None:
-            return
-        decision = rollout.judge(self.settings, state)
-        if decision.stage == "rolled_back":
-            rollout.apply(self.settings, state, decision, None, notify=False)
-            self.reload()
+        return response
 
     def _refuse(self, status: int, message: str) -> Any:
         """An error answer with its reason (BentoML passes a Response through as it is)."""

@@ -54,9 +54,12 @@ class DriftPayload(BaseModel):
     """Why retraining is asked for: data drift, concept drift, or bootstrap (no champion yet)."""
 
     batch_id: str
-    kind: str = Field(description="data | concept | data+concept | bootstrap")
+    kind: str = Field(description="data | concept | data+concept | bootstrap | deferred")
     reasons: list[str]
     data_version: str | None = None
+    tasks: list[str] = Field(
+        ["soft_sensor", "harvest"], description="tasks to retrain: those with no live rollout"
+    )
 
 
 class ChallengerPayload(BaseModel):

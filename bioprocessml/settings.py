@@ -30,13 +30,32 @@ class Thresholds(BaseModel):
 
     max_missing_fraction: float = Field(0.05, ge=0, le=1, description="nulls allowed per column")
     drift_share: float = Field(0.3, gt=0, le=1, description="share of drifted features = drift")
-    drift_p_value: float = Field(0.01, gt=0, lt=1, description="per-feature test level")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="window test: K-S level per feature")
     drift_window: int = Field(5, ge=1, description="recent batches pooled in the window test")
-    cusum_k: float = Field(0.5, ge=0, description="CUSUM slack on error ratio - 1")
-    cusum_h: float = Field(3.0, gt=0, description="CUSUM alarm level")
+    drift_limit_level: float = Field(
+        0.2, gt=0, lt=1, description="P(a normal batch has any feature beyond its limits)"
+    )
+    drift_min_reference: int = Field(8, ge=2, description="reference batches before drift counts")
+    drift_tolerance: float = Field(
+        0.02, ge=0, lt=1, description="smallest change that counts, share of a channel's scale"
+    )
+    drift_confirm_batches: int = Field(
+        2, ge=1, le=5, description="consecutive batches beyond a limit (recipe channels: 1)"
+    )
+    cusum_k: float = Field(0.5, ge=0, description="concept CUSUM slack, in robust z of log error")
+    cusum_h: float = Field(4.0, gt=0, description="concept CUSUM alarm level (same units)")
+    concept_burn_in: int = Field(
+        4, ge=0, description="live batches pooled into the champion's reference error"
+    )
+    concept_min_log_spread: float = Field(
+        0.35, gt=0, description="floor of the spread of log per-batch errors"
+    )
     bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")
     retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
+    naive_margin: float = Field(
+        0.05, ge=0, lt=1, description="relative RMSE gain over the naive forecast to serve at all"
+    )
     coverage_bounds: tuple[float, float] = (0.85, 0.99)
 
 
@@ -45,7 +64,10 @@ class Rollout(BaseModel):
 
     confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided Wilcoxon test level")
     min_batches: int = Field(5, ge=2, description="paired batches before shadow → canary")
-    canary_min_batches: int = Field(1, ge=1, description="batches in canary before promotion")
+    canary_min_batches: int = Field(
+        1, ge=1, description="finished batches whose users got canary answers, before promotion"
+    )
+    min_canary_answers: int = Field(4, ge=1, description="canary answers served before promotion")
     max_batches: int = Field(15, ge=3, description="not better after this many → rolled back")
     canary_share: float = Field(0.2, gt=0, lt=1, description="share of batches (stable hash)")
     canary_tolerance: float = Field(

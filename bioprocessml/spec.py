@@ -23,11 +23,13 @@ from pydantic import (
 )
 
 from bioprocessml.errors import SpecError
-from bioprocessml.units import CANONICAL, DATETIME, dimension_of, get_unit, to_canonical
+from bioprocessml.units import DATETIME, dimension_of, get_unit, to_canonical
 
 Identifier = str
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 Role = Literal["measured", "manipulated", "feed", "offgas"]
+# A feed is integrated over time into the amount fed, so its unit must be a flow.
+FEED_DIMENSIONS = ("flow", "mass_flow", "molar_flow")
 
 # The CSV dialects and encodings a spec may declare; the loader reports anything else.
 Encoding = Literal["utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16"]
@@ -68,13 +70,22 @@ class VariableSpec(_Strict):
             raise ValueError(f"range must be [low, high] with low < high, got {list(value)}")
         return value
 
+    @model_validator(mode="after")
+    def _check_role(self) -> VariableSpec:
+        if self.role == "feed" and self.dimension not in FEED_DIMENSIONS:
+            raise ValueError(
+                f"a feed is integrated over time into the amount fed, so its unit must be a flow "
+                f"(e.g. L/h, mL/min, g/h), got {self.unit!r} ({self.dimension})"
+            )
+        return self
+
     @property
     def dimension(self) -> str:
         return dimension_of(self.unit)
 
     @property
     def canonical_unit(self) -> str:
-        return CANONICAL[self.dimension]
+        return get_unit(self.unit).canonical
 
     @property
     def canonical_range(self) -> tuple[float, float] | None:
@@ -145,6 +156,9 @@ class DatasetSpec(_Strict):
     online: list[VariableSpec] = Field(min_length=1)
     offline: list[VariableSpec] = Field(min_length=1)
     target: Identifier
+    # Columns loaded and range-checked but never a model input nor a drift feature, e.g. a
+    # simulator's states that no plant measures online.
+    unmeasured: list[VariableSpec] = []
     metadata: list[MetadataSpec] = []
     csv: CsvFormat = CsvFormat()
     rules: BatchRules = BatchRules()
@@ -169,7 +183,8 @@ class DatasetSpec(_Strict):
 
     @property
     def variables(self) -> list[VariableSpec]:
-        return [*self.online, *self.offline]
+        """Every numeric column: online, offline, then unmeasured."""
+        return [*self.online, *self.offline, *self.unmeasured]
 
     @property
     def file_columns(self) -> list[str]:
@@ -220,7 +235,7 @@ def _describe(error: ValidationError, raw: dict[str, object]) -> str:
         # Name the variable too, so "online[3].unit" reads as "online[3] (temp_K).unit".
         if (
             len(loc) >= 2
-            and loc[0] in ("online", "offline", "metadata")
+            and loc[0] in ("online", "offline", "unmeasured", "metadata")
             and isinstance(loc[1], int)
         ):
             items = raw.get(str(loc[0]))

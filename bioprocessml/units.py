@@ -1,89 +1,220 @@
-"""Units the dataset spec understands, and conversion to one canonical unit per dimension.
+"""Units: any unit pint parses, the spellings bioprocess files use, and one canonical unit per
+dimension that every stage computes with.
 
-Every later stage works in canonical units (hours, g/L, degC, L, L/h, %), so a user's file in
-mg/L or minutes needs only a different spec, never different code.
+A unit is resolved through pint once and kept as an affine map onto its dimension's canonical
+unit (canonical = value * scale + offset), so converting a column is one numpy multiply-add,
+never a pint object per cell. pint is imported on the first lookup, not at import time.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+import tokenize
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-
-@dataclass(frozen=True)
-class Unit:
-    """A unit as an affine map onto its dimension's canonical unit: canonical = value * scale + offset."""
-
-    dimension: str
-    scale: float = 1.0
-    offset: float = 0.0
-
-
-CANONICAL = {
-    "time": "h",
-    "concentration": "g/L",
-    "temperature": "degC",
-    "volume": "L",
-    "flow": "L/h",
-    "percent": "%",
-    "ph": "pH",
-    "speed": "rpm",
-    "pressure": "bar",
-    "dimensionless": "1",
-}
-
-UNITS: dict[str, Unit] = {
-    # time
-    "s": Unit("time", 1 / 3600),
-    "min": Unit("time", 1 / 60),
-    "h": Unit("time"),
-    "d": Unit("time", 24.0),
-    # mass concentration
-    "g/L": Unit("concentration"),
-    "kg/m3": Unit("concentration"),
-    "mg/mL": Unit("concentration"),
-    "mg/L": Unit("concentration", 1e-3),
-    "ug/mL": Unit("concentration", 1e-3),
-    # temperature
-    "degC": Unit("temperature"),
-    "K": Unit("temperature", 1.0, -273.15),
-    "degF": Unit("temperature", 5 / 9, -32 * 5 / 9),
-    # volume
-    "L": Unit("volume"),
-    "mL": Unit("volume", 1e-3),
-    "m3": Unit("volume", 1e3),
-    # volumetric flow
-    "L/h": Unit("flow"),
-    "mL/h": Unit("flow", 1e-3),
-    "mL/min": Unit("flow", 60e-3),
-    "L/min": Unit("flow", 60.0),
-    # percent (dissolved oxygen saturation, off-gas mole fraction)
-    "%": Unit("percent"),
-    "fraction": Unit("percent", 100.0),
-    "pH": Unit("ph"),
-    "rpm": Unit("speed"),
-    "bar": Unit("pressure"),
-    "kPa": Unit("pressure", 1e-2),
-    "1": Unit("dimensionless"),
-}
+if TYPE_CHECKING:
+    import pint
 
 # Time may also be given as wall-clock timestamps; the loader turns them into elapsed hours.
 DATETIME = "datetime"
 
+# Dimension name → the unit every stage computes in. The first nine are the units the
+# pipeline has always used (models and drift references depend on them); pH, agitation and
+# optical density are kinds of their own that never convert into anything else.
+CANONICAL: dict[str, str] = {
+    "time": "h",
+    "concentration": "g/L",
+    "temperature": "degC",
+    "volume": "L",
+    "flow": "L/h",  # liquid and gas volume flows alike (aeration in L/min is 60 L/h per L/min)
+    "dimensionless": "%",
+    "ph": "pH",
+    "speed": "rpm",
+    "pressure": "bar",
+    "mass": "kg",
+    "energy": "kJ",
+    "mass_flow": "g/h",
+    "viscosity": "cP",
+    "power": "W",
+    "rate": "1/h",
+    "molar_concentration": "mmol/L",
+    "amount": "mmol",
+    "molar_flow": "mmol/h",
+    "volumetric_rate": "g/L/h",
+    "molar_volumetric_rate": "mmol/L/h",
+    "temperature_rate": "K/h",
+    "electric_potential": "mV",
+    "conductivity": "mS/cm",
+    "optical_density": "OD600",
+    "length": "m",
+}
 
-def get_unit(symbol: str) -> Unit:
-    """Look up a unit symbol; the error lists what is known, so a spec author can fix a typo."""
+# Dimensions whose values cannot be below zero: a plausible range never starts below 0.
+NONNEGATIVE = frozenset(
+    {"time", "concentration", "volume", "flow", "dimensionless", "ph", "speed", "mass",
+     "viscosity", "molar_concentration", "amount", "conductivity", "optical_density", "length"}
+)  # fmt: skip
+
+# Kinds pint does not have, as base dimensions of their own.
+DEFINITIONS = (
+    "ph_value = [ph]",
+    "optical_density_600 = [optical_density]",
+    "stirrer_revolution = [rotation]",
+)
+
+# Spellings users write → what pint should read. Whole unit strings only.
+ALIASES = {
+    "pH": "ph_value",
+    "ph": "ph_value",  # not picohour
+    "PH": "ph_value",  # not petahenry
+    "OD600": "optical_density_600",
+    "OD": "optical_density_600",
+    "rpm": "stirrer_revolution / minute",
+    "RPM": "stirrer_revolution / minute",
+    "rev/min": "stirrer_revolution / minute",
+    "vvm": "1 / minute",  # gas volume per liquid volume per minute
+    "fraction": "dimensionless",
+    "-": "dimensionless",
+    "%sat": "percent",
+    "% sat": "percent",
+    "%DO": "percent",
+    "cps": "centipoise",  # Brookfield viscometers' spelling, not counts per second
+    "C": "degC",  # Celsius, never coulomb, in a batch record
+    "deg C": "degC",
+    "Celsius": "degC",
+    "Fahrenheit": "degF",
+    "F": "degF",
+    "barg": "bar",  # gauge pressure stays gauge: only the unit is read
+    "Lpm": "L/min",
+    "lpm": "L/min",
+    "Lph": "L/h",
+    "lph": "L/h",
+}
+
+# Offered as suggestions for a unit that does not parse (with the aliases and canonical units).
+EXAMPLES = (
+    "s", "min", "d", "K", "degF", "mg/L", "ug/mL", "mg/mL", "kg/m3", "g/kg", "mL", "m3",
+    "mL/h", "mL/min", "L/min", "m3/h", "m3/min", "g/min", "kg/h", "mbar", "kPa", "psi", "mPa*s",
+    "J", "MJ", "kW", "mM", "mol", "mmol/h", "ppm", "uS/cm", "1/min", "degC", "%",
+)  # fmt: skip
+
+# pint counts angles as plain numbers: "deg" would silently become a percentage.
+ANGLES = ("radian", "degree", "steradian", "turn", "revolution", "arcminute", "arcsecond")
+_POWER = re.compile(r"(?<![A-Za-zµ])(k?m|cm|mm|dm|ft|in)([23])(?![0-9])")  # m3 → m**3
+_NEGATIVE_POWER = re.compile(r"(?<=[A-Za-z])-([1-9])\b")  # L-1 → L**-1
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit as an affine map onto its dimension's canonical unit."""
+
+    symbol: str
+    dimension: str
+    canonical: str
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def nonnegative(self) -> bool:
+        return self.dimension in NONNEGATIVE
+
+
+@dataclass(frozen=True)
+class _Registry:
+    ureg: pint.UnitRegistry[Any]
+    dimensions: dict[str, str]  # str(pint dimensionality) → dimension name
+
+
+@cache
+def _registry() -> _Registry:
+    import pint
+
+    ureg: pint.UnitRegistry[Any] = pint.UnitRegistry(cache_folder=None)
+    for definition in DEFINITIONS:
+        ureg.define(definition)
+    dimensions = {
+        str(ureg.parse_units(_pint_expression(symbol)).dimensionality): name
+        for name, symbol in CANONICAL.items()
+    }
+    return _Registry(ureg, dimensions)
+
+
+def _pint_expression(symbol: str) -> str:
+    text = symbol.strip()
+    if text in ALIASES:
+        return ALIASES[text]
+    text = text.replace("·", "*").replace("³", "**3").replace("²", "**2")
+    return _NEGATIVE_POWER.sub(r"**-\1", _POWER.sub(r"\1**\2", text))
+
+
+def suggest_unit(symbol: str) -> str | None:
+    """The known spelling closest to a unit that does not parse (by difflib), if any is close."""
+    known = [*ALIASES, *CANONICAL.values(), *EXAMPLES]
+    by_lower = {k.lower(): k for k in reversed(known)}
+    close = difflib.get_close_matches(symbol.strip().lower(), list(by_lower), n=1, cutoff=0.5)
+    return by_lower[close[0]] if close else None
+
+
+def _unknown(symbol: str) -> ValueError:
+    hint = suggest_unit(symbol)
+    did_you_mean = f"; did you mean {hint!r}?" if hint else ""
+    return ValueError(
+        f"unknown unit {symbol!r}{did_you_mean} (any unit pint knows, e.g. g/L, mg/L, degC, K, "
+        "L/h, m3/min, rpm, %, pH, cP)"
+    )
+
+
+def _parse(reg: _Registry, symbol: str) -> pint.Unit:
+    import pint
+
+    if not symbol.strip():
+        raise ValueError("empty unit: give one, e.g. g/L, or 1 for a plain number")
     try:
-        return UNITS[symbol]
-    except KeyError:
-        known = ", ".join(sorted(UNITS))
-        raise ValueError(f"unknown unit {symbol!r}; known units: {known}") from None
+        unit = reg.ureg.parse_units(_pint_expression(symbol))
+    # pint's parser fails in many ways on malformed text (even AssertionError)
+    except (pint.PintError, AssertionError, AttributeError, SyntaxError, TypeError, ValueError,
+            KeyError, tokenize.TokenError):  # fmt: skip
+        raise _unknown(symbol) from None
+    if not unit.dimensionality and any(angle in str(unit) for angle in ANGLES):
+        raise ValueError(f"{symbol!r} is an angle, not a unit of batch data (degC for Celsius?)")
+    return unit
+
+
+@cache
+def get_unit(symbol: str) -> Unit:
+    """Resolve a unit symbol once; raises ValueError naming it and the closest known unit."""
+    import pint
+
+    reg = _registry()
+    unit = _parse(reg, symbol)
+    key = str(unit.dimensionality)
+    dimension = reg.dimensions.get(key, key)
+    if dimension in CANONICAL:
+        canonical = CANONICAL[dimension]
+        target = reg.ureg.parse_units(_pint_expression(canonical))
+    else:  # a dimension without a listed unit computes in SI base units
+        target = reg.ureg.get_root_units(unit)[1]
+        canonical = f"{target:~}"
+    try:  # two points fix the affine map: offset units (degC, degF) convert exactly
+        zero = reg.ureg.Quantity(0.0, unit).to(target).magnitude
+        one = reg.ureg.Quantity(1.0, unit).to(target).magnitude
+    except pint.PintError as exc:
+        raise ValueError(f"unit {symbol!r} cannot be converted to {canonical}: {exc}") from None
+    return Unit(symbol, dimension, canonical, float(one - zero), float(zero))
 
 
 def dimension_of(symbol: str) -> str:
     return get_unit(symbol).dimension
+
+
+def canonical_of(symbol: str) -> str:
+    return get_unit(symbol).canonical
 
 
 def to_canonical(values: npt.ArrayLike, symbol: str) -> npt.NDArray[np.float64]:

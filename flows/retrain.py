@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import mlflow
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from bioprocessml.settings import Settings
-from models.base import TASKS
-from models.registry import configure
-from tasks.train import (
-    GateOutcome,
-    LoggedCandidate,
-    gate_and_register,
-    prepare_split,
-    train_and_log,
-)
+from models.base import TASKS, Task
+from models.retraining import GateOutcome, LoggedCandidate, close_parent_run, open_parent_run
+from tasks.train import gate_and_register, prepare_split, train_and_log
 
 
 def task_runner(settings: Settings):  # type: ignore[no-untyped-def]
@@ -28,28 +21,36 @@ def task_runner(settings: Settings):  # type: ignore[no-untyped-def]
     return ThreadPoolTaskRunner(max_workers=settings.training.max_workers)
 
 
+def parse_tasks(tasks: str) -> list[Task]:
+    """`soft_sensor,harvest` (the drift event's list) → tasks; empty means both."""
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    return [t for t in TASKS if t in names] or list(TASKS)
+
+
 @flow(name="retrain", log_prints=True)
-def retrain_batches(reason: str = "manual", data_version: str | None = None) -> list[GateOutcome]:
-    """Train every candidate for both tasks on the accepted data, gate, register, set aliases."""
+def retrain_batches(
+    reason: str = "manual", data_version: str | None = None, tasks: str = ""
+) -> list[GateOutcome]:
+    """Train every candidate of the asked tasks (default both) on the accepted data, gate,
+    register, set aliases."""
     logger = get_run_logger()
     settings = Settings()
-    # --- data at one DVC version ---
-    split = prepare_split(data_version)
-    experiment = configure(settings)
-    parent = mlflow.MlflowClient().create_run(
-        experiment,
-        run_name=f"retrain ({reason})",
-        tags={**split.lineage.tags(), "reason": reason},
-    )
+    chosen = parse_tasks(tasks)
+    # --- data at one DVC version, held-out batches unseen by the champions ---
+    split = prepare_split(data_version, chosen)
+    parent = open_parent_run(settings, split, reason)
     # --- train candidates concurrently ---
     futures = {
-        (task, name): train_and_log.submit(name, task, split, parent.info.run_id)
-        for task in TASKS
+        (task, name): train_and_log.submit(name, task, split, parent)
+        for task in chosen
         for name in settings.training.candidates
     }
     # --- offline gate per task ---
     outcomes = []
-    for task in TASKS:
+    for task in chosen:
         results = {
             name: f.result(raise_on_failure=False) for (t, name), f in futures.items() if t == task
         }
@@ -60,15 +61,7 @@ def retrain_batches(reason: str = "manual", data_version: str | None = None) -> 
         if not logged:
             raise RuntimeError(f"every {task} candidate failed; see the task runs")
         outcomes.append(gate_and_register(task, logged, split))
-    client = mlflow.MlflowClient()
-    for outcome in outcomes:
-        version = f" v{outcome.version}" if outcome.version else ""
-        client.set_tag(
-            parent.info.run_id,
-            f"gate.{outcome.task}",
-            f"{outcome.decision}{version}: {outcome.reason}",
-        )
-    client.set_terminated(parent.info.run_id)
+    close_parent_run(parent, outcomes)
     logger.info("retrain done: %s", [(o.task, o.decision, o.version) for o in outcomes])
     return outcomes
 

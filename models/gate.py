@@ -39,25 +39,43 @@ def pick_best(results: dict[str, dict[str, float]], bounds: tuple[float, float])
     return min(pool, key=lambda n: pool[n]["rmse"])
 
 
+def beats_naive(metrics: dict[str, float], naive_margin: float) -> tuple[bool, str]:
+    """Lower held-out RMSE than the naive forecast (`models/naive.py`) by `naive_margin`: a model
+    that does not is worse than doing nothing and must not serve."""
+    naive = metrics.get("naive_rmse")
+    if naive is None or naive != naive:
+        return True, "no naive forecast to compare with"
+    needed = naive * (1 - naive_margin)
+    verdict = "beats" if metrics["rmse"] < needed else "does not beat"
+    reason = (
+        f"RMSE {metrics['rmse']:.4f} {verdict} the naive forecast's {naive:.4f} (what past "
+        f"batches say) by the margin {naive_margin:.0%} (needs < {needed:.4f})"
+    )
+    return verdict == "beats", reason
+
+
 def offline_gate(
     name: str,
     candidate: dict[str, float],
     champion: dict[str, float] | None,
     margin: float,
     bounds: tuple[float, float],
+    naive_margin: float = 0.05,
 ) -> GateResult:
-    """Champion if there is none; challenger only if it beats the champion on the same
-    held-out batches by `margin` (relative RMSE) with coverage inside `bounds`."""
-    if champion is None:
-        return GateResult(
-            decision="champion", candidate=name, reason="no champion yet: best candidate"
-        )
+    """A candidate must have calibrated intervals and beat the naive forecast on the held-out
+    batches, bootstrap included; then it is champion if there is none, or challenger only if it
+    beats the champion on the same held-out batches by `margin` (relative RMSE)."""
     if not calibrated(candidate, bounds):
         cov, n = candidate["coverage"], int(candidate["n"])
         return GateResult(
             decision="rejected", candidate=name,
             reason=f"coverage {cov:.2f} of {n} held-out points is inconsistent with [{bounds[0]:.2f}, {bounds[1]:.2f}]",
         )  # fmt: skip
+    useful, why = beats_naive(candidate, naive_margin)
+    if not useful:
+        return GateResult(decision="rejected", candidate=name, reason=why)
+    if champion is None:
+        return GateResult(decision="champion", candidate=name, reason=f"no champion yet; {why}")
     needed = champion["rmse"] * (1 - margin)
     verdict = "beats" if candidate["rmse"] < needed else "does not beat"
     reason = (

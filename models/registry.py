@@ -26,6 +26,7 @@ MODEL_NAMES: dict[str, str] = {
     "harvest": "bioprocess-harvest-forecast",
 }
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+GATE_TAG = "gate.last"  # on a registered model: its latest gate decision, read by the service
 RUNTIME_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "gpytorch", "pydantic")
 
 

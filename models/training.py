@@ -15,8 +15,9 @@ from bioprocessml.ingest.accepted import TrainingData
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Candidate, Prediction, Samples, Task
-from models.evaluate import naive_harvest, score, split_batches
+from models.evaluate import score, split_batches
 from models.features import FeatureSpec, make_samples
+from models.naive import NaiveModel
 from models.plots import plot_parity, plot_trajectories
 from models.registry import Lineage, alias_version, git_commit, load_alias
 
@@ -59,9 +60,14 @@ class Split:
         return self.samples[task]
 
 
-def split_data(data: TrainingData, spec: DatasetSpec, settings: Settings) -> Split:
+def split_data(
+    data: TrainingData, spec: DatasetSpec, settings: Settings,
+    trained_on: frozenset[str] = frozenset(),
+) -> Split:  # fmt: skip
+    """Whole batches for training and holding out; `trained_on` (the champion's training
+    batches) are never held out."""
     train_ids, holdout_ids = split_batches(
-        data.batch_ids, settings.training.holdout_fraction, settings.training.holdout
+        data.batch_ids, settings.training.holdout_fraction, settings.training.holdout, trained_on
     )
     by_id = dict(zip(data.batch_ids, data.batches, strict=True))
     lineage = Lineage(
@@ -84,8 +90,10 @@ class CandidateRun:
 
 
 def evaluate(prediction: Prediction, task: Task, split: Split) -> dict[str, float]:
+    """Held-out metrics, with the naive forecast of the same training batches beside them."""
     train, holdout = split.for_task(task)
-    return score(prediction, holdout, task, naive_harvest(train) if task == "harvest" else None)
+    naive = NaiveModel(task).fit(train).predict(holdout.histories)
+    return score(prediction, holdout, task, naive)
 
 
 def train_candidate(

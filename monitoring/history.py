@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.base import Task
+
 
 class DriftRecord(BaseModel):
     batch_id: str
@@ -21,11 +23,14 @@ class DriftRecord(BaseModel):
     drift_share: float = 0.0
     drifted_columns: list[str] = []
     batch_rmse: float | None = None
+    naive_rmse: float | None = None
     error_ratio: float | None = None
     cusum: float = 0.0
     concept_alarm: bool = False
     requested: bool = False
     kind: str | None = None
+    tasks: list[Task] = []
+    deferred: list[Task] = []
     reasons: list[str] = []
     suppressed: str | None = None
     report: str | None = None

@@ -3,12 +3,17 @@ champion's error on the batch's labels (concept drift), and whether to ask for r
 
 from __future__ import annotations
 
+import pandas as pd
+
 from bioprocessml.ingest.accepted import accepted_ids, read_accepted, window_ids
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
-from models.features import FeatureSpec
+from models.base import TASKS, Task
+from models.features import FeatureSpec, make_samples
+from models.naive import NaiveModel
+from models.registry import CHAMPION, alias_version
 from monitoring.champion import Champion, load_champion
 from monitoring.concept import ConceptState, batch_error, update_cusum
 from monitoring.data_drift import check_data_drift
@@ -16,6 +21,11 @@ from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
 
 MIN_REFERENCE = 3
+
+
+def champions_now() -> dict[Task, bool]:
+    """Which tasks have a champion (the registry is configured by `load_champion`)."""
+    return {task: alias_version(task, CHAMPION) is not None for task in TASKS}
 
 
 def previous_cusum(history: list[DriftRecord], champion: Champion) -> ConceptState:
@@ -26,6 +36,22 @@ def previous_cusum(history: list[DriftRecord], champion: Champion) -> ConceptSta
     if not mine:
         return ConceptState()
     return ConceptState(cusum=mine[-1].cusum, batches=len(mine), alarm=mine[-1].concept_alarm)
+
+
+def naive_error(
+    settings: Settings, champion: Champion, frame: pd.DataFrame, target: str
+) -> float | None:
+    """RMSE on the batch's assays of the naive forecast of the champion's training batches (their
+    mean trajectory): the champion must stay below it to be worth serving."""
+    batches = [
+        read_accepted(settings, b) for b in champion.train_batches if b in accepted_ids(settings)
+    ]
+    fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
+    try:
+        naive = NaiveModel("soft_sensor").fit(make_samples(batches, fs, "soft_sensor"))
+    except ValueError:
+        return None
+    return batch_error(lambda histories: naive.predict(histories).mean, frame, target)
 
 
 def check_concept(
@@ -40,6 +66,7 @@ def check_concept(
     if error is None:
         return
     record.batch_rmse = error
+    record.naive_rmse = naive_error(settings, champion, frame, target)
     record.error_ratio = error / champion.validation_rmse
     t = settings.thresholds
     state = update_cusum(
@@ -88,17 +115,17 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
         check_concept(record, champion, history, settings, fs.target)
     t = settings.thresholds
     decision = decide_retrain(
-        has_champion=champion is not None, accepted=len(before) + 1, data_drift=record.data_drift,
+        champions=champions_now(), accepted=len(before) + 1, data_drift=record.data_drift,
         concept_alarm=record.concept_alarm, reasons=record.reasons, history=history, pending=pending,
-        rollout_active=bool(active_rollouts(engine_for(settings.prediction_log_url))),
-        bootstrap_batches=t.bootstrap_batches,
-        cooldown=t.retrain_cooldown_batches,
+        rollout_tasks=frozenset(active_rollouts(engine_for(settings.prediction_log_url))),
+        bootstrap_batches=t.bootstrap_batches, cooldown=t.retrain_cooldown_batches,
     )  # fmt: skip
     record.requested, record.kind, record.suppressed = (
         decision.request,
         decision.kind,
         decision.suppressed,
     )
+    record.tasks, record.deferred = list(decision.tasks), list(decision.deferred)
     record.reasons = decision.reasons
     save_record(settings.reports_dir, record)
     return record

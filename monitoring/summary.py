@@ -2,8 +2,10 @@
 
 Rows within a batch are strongly correlated, so tests on them flag most normal batches. One
 vector per batch is a fair unit for a statistical test: for each online sensor, the mean and
-the linear slope in the early, mid and late third of the batch, its final value and its
-late-phase noise (a robust spread of step-to-step changes, which a stuck probe loses); the
+the linear slope in the early, mid and late third of the batch, its final value, its
+late-phase noise (a robust spread of step-to-step changes, which a stuck probe loses) and the
+late-phase share of readings equal to the one before (≈1 for a stuck probe whatever its
+noise was, ≈0 for a live analogue signal, high for a recipe profile); the
 whole-batch balances the soft sensor also uses (cumulative feed, integrated off-gas deviation);
 and the harvest assay of each offline variable (what the batch ended with).
 
@@ -30,6 +32,7 @@ STAT_WORDS = {
     "mean": "mean",
     "slope": "slope [/h]",
     "noise": "noise (spread of step-to-step changes)",
+    "flat": "share of readings unchanged from the one before",
     "final": "final value",
     "cumulative": "cumulative total",
     "integrated": "integrated deviation from start",
@@ -71,7 +74,7 @@ def summary_names(fs: FeatureSpec) -> list[str]:
     names = []
     for column in fs.online:
         names += [feature_key(column, f"{p}_{s}") for p in PHASES for s in PHASE_STATS]
-        names += [feature_key(column, "final"), feature_key(column, "late_noise")]
+        names += [feature_key(column, s) for s in ("final", "late_noise", "late_flat")]
     return names + outcome_features(fs)
 
 
@@ -97,6 +100,15 @@ def noise_level(values: FloatArray) -> float:
     return float(steps[: max(1, int(len(steps) * (1 - NOISE_TRIM)))].mean())
 
 
+def flat_share(values: FloatArray) -> float:
+    """Share of readings exactly equal to the reading before: a probe stuck for the whole
+    phase gives 1, a live analogue signal 0."""
+    seen = values[~np.isnan(values)]
+    if len(seen) <= MIN_POINTS:
+        return np.nan
+    return float(np.mean(np.diff(seen) == 0))
+
+
 def sensor_summary(time: FloatArray, values: FloatArray, column: str) -> dict[str, float]:
     """Phase statistics in thirds of the batch's own duration, and the mean of the last
     `RECENT_H` hours as final value (one reading alone is mostly noise)."""
@@ -113,6 +125,7 @@ def sensor_summary(time: FloatArray, values: FloatArray, column: str) -> dict[st
     out[feature_key(column, "final")] = float(recent.mean()) if len(recent) else np.nan
     late = time >= edges[2]
     out[feature_key(column, "late_noise")] = noise_level(values[late])
+    out[feature_key(column, "late_flat")] = flat_share(values[late])
     return out
 
 

@@ -23,6 +23,7 @@ FOLDER_KIND = {
     "ingest": "data",
     "simulation": "data",
     "models": "model",
+    "backtest": "model",
     "monitoring": "unit",
     "serving": "service",
     "integration": "integration",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.error import URLError
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.settings import Settings, disable_telemetry
@@ -40,9 +44,23 @@ rollout_app = typer.Typer(
 )
 
 app.add_typer(rollout_app, name="rollout")
-console = Console()
 
-err_console = Console(stderr=True)
+# Piped or redirected output has no width to fit: lines as long as their content, none cut.
+UNCUT_WIDTH = 10_000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """On a terminal Rich fits tables to its width (long cells fold, never cut); elsewhere
+    (a pipe, a file, a CI log) it would assume 80 columns and cut ids with '…'."""
+    out = Console(stderr=stderr)
+    if not out.is_terminal:
+        out.width = UNCUT_WIDTH
+    return out
+
+
+console = make_console()
+
+err_console = make_console(stderr=True)
 
 
 SpecOption = Annotated[
@@ -51,10 +69,54 @@ SpecOption = Annotated[
 ]
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
+]
+
+
 TaskOption = Annotated[
     str | None,
     typer.Option("--task", help="soft_sensor or harvest (default: both)."),
 ]
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value) or "-"
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout as plain text: no colour, no wrapping, whatever the output is."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def show_rows(
+    rows: list[dict[str, Any]],
+    columns: dict[str, str],
+    *,
+    as_json: bool,
+    title: str | None = None,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+) -> None:
+    """Rows as a table for people (`columns`: key → header) or, with --json, as a JSON array
+    for scripts with every key. Cells are plain text: a '[K]' in a header stays as it is."""
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=title)
+    for label in columns.values():
+        table.add_column(label, overflow="fold")
+    formats = formats or {}
+    for row in rows:
+        table.add_row(*[Text(formats.get(k, cell)(row.get(k))) for k in columns])
+    console.print(table)
 
 
 @app.callback()

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bioprocessml.cli.app import (
+    JsonOption,
     SpecOption,
     app,
     console,
     load_spec,
     prefect_ready,
+    print_json,
     progress,
     quarantine_app,
+    show_rows,
     spec_app,
 )
 from bioprocessml.errors import BioprocessMLError
@@ -63,39 +65,87 @@ def simulate(
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Batch CSV files.")],
     spec: SpecOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Load batch files through the dataset spec and summarise them."""
     from bioprocessml.dataset import BATCH_ID, TIME, load_batch
 
     dataset = load_spec(spec)
-    table = Table("file", "batch", "rows", "hours", f"{dataset.target} at end", "missing cells")
+    rows: list[dict[str, Any]] = []
     for path in files:
         frame = load_batch(path, dataset)
         target = frame[dataset.target].dropna()
         online = frame[[v.name for v in dataset.online]]
-        table.add_row(
-            path.name,
-            str(frame[BATCH_ID].iloc[0]),
-            str(len(frame)),
-            f"{frame[TIME].max() - frame[TIME].min():.1f}",
-            f"{target.iloc[-1]:.3g}" if len(target) else "-",
-            f"{online.isna().mean().mean():.1%}",
-        )
-    console.print(table)
+        rows.append({
+            "file": path.name, "batch_id": str(frame[BATCH_ID].iloc[0]), "rows": len(frame),
+            "hours": round(float(frame[TIME].max() - frame[TIME].min()), 3),
+            "target_at_end": float(target.iloc[-1]) if len(target) else None,
+            "missing_online": round(float(online.isna().mean().mean()), 4),
+        })  # fmt: skip
+    end = f"{dataset.target} at end ({dataset.variable(dataset.target).canonical_unit})"
+    columns = {"file": "file", "batch_id": "batch", "rows": "rows", "hours": "hours",
+               "target_at_end": end, "missing_online": "missing cells (online)"}  # fmt: skip
+    formats = {"hours": "{:.1f}".format, "missing_online": "{:.1%}".format}
+    show_rows(rows, columns, as_json=as_json, formats=formats)
 
 
 @spec_app.command("check")
-def spec_check(path: Annotated[Path, typer.Argument(help="Dataset spec YAML.")]) -> None:
+def spec_check(
+    path: Annotated[Path, typer.Argument(help="Dataset spec YAML.")], as_json: JsonOption = False
+) -> None:
     """Validate a dataset spec and show how its columns map to canonical names and units."""
     dataset = load_spec(path)
-    table = Table("name", "column", "unit", "canonical", "range", "kind", title=dataset.name)
-    for kind, variables in (("online", dataset.online), ("offline", dataset.offline)):
-        for var in variables:
-            rng = f"{var.range[0]:g} … {var.range[1]:g}" if var.range else "-"
-            label = f"{kind}/{var.role}" + (" (target)" if var.name == dataset.target else "")
-            table.add_row(var.name, var.column, var.unit, var.canonical_unit, rng, label)
-    console.print(table)
+    rows: list[dict[str, Any]] = []
+    for kind, variables in (("online", dataset.online), ("offline", dataset.offline),
+                            ("unmeasured", dataset.unmeasured)):  # fmt: skip
+        rows += [{
+            "name": v.name, "column": v.column, "unit": v.unit, "canonical_unit": v.canonical_unit,
+            "dimension": v.dimension, "range": list(v.range) if v.range else None, "kind": kind,
+            "role": v.role, "optional": v.optional, "target": v.name == dataset.target,
+        } for v in variables]  # fmt: skip
+    if as_json:
+        print_json({"name": dataset.name, "path": str(path), "sha256": dataset.sha256,
+                    "target": dataset.target, "variables": rows})  # fmt: skip
+        return
+    columns = {"name": "name", "column": "column", "unit": "unit", "canonical_unit": "canonical",
+               "range": "range", "label": "kind"}  # fmt: skip
+    for row in rows:
+        marks = [m for m, on in (("target", row["target"]), ("optional", row["optional"])) if on]
+        row["label"] = f"{row['kind']}/{row['role']}" + "".join(f" ({m})" for m in marks)
+    formats = {"range": lambda r: f"{r[0]:g} … {r[1]:g}" if r else "-"}
+    show_rows(rows, columns, as_json=False, title=dataset.name, formats=formats)
     console.print(f"[green]ok[/green] {path} (sha256 {dataset.sha256[:12]})")
+
+
+@spec_app.command("draft")
+def spec_draft(
+    files: Annotated[
+        list[Path], typer.Argument(help="Batch CSV files; with several, ranges span them all.")
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Column to predict (e.g. an offline assay).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the spec here (default: print it).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Draft a dataset spec from your batch files; every guess is marked with a comment."""
+    from bioprocessml.spec_draft import draft_spec
+
+    for path in files:
+        if not path.is_file():
+            raise BioprocessMLError(f"{path}: file not found")
+    if out is not None and out.exists() and not force:
+        raise BioprocessMLError(f"{out} exists: choose another --out or add --force")
+    text = draft_spec(files, target)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    console.print(
+        f"wrote {out}: check the guesses (# comments), then `bioprocessml spec check {out}`"
+    )
 
 
 @app.command()
@@ -162,14 +212,16 @@ def ingest(
 
 
 @quarantine_app.command("list")
-def quarantine_list() -> None:
-    """List quarantined files with their first reason."""
+def quarantine_list(as_json: JsonOption = False) -> None:
+    """List quarantined files with their first reason (all of them with --json)."""
     from bioprocessml.ingest.quarantine import list_quarantined
 
-    table = Table("id", "file", "reasons")
-    for item in list_quarantined(Settings().quarantine_dir):
-        table.add_row(item.quarantine_id, item.file, item.reasons[0] if item.reasons else "")
-    console.print(table)
+    rows = [
+        {"id": q.quarantine_id, "file": q.file, "batch_id": q.batch_id, "reasons": q.reasons}
+        for q in list_quarantined(Settings().quarantine_dir)
+    ]
+    columns = {"id": "id", "file": "file", "reasons": "first reason"}
+    show_rows(rows, columns, as_json=as_json, formats={"reasons": lambda r: r[0] if r else ""})
 
 
 @quarantine_app.command("show")

@@ -7,14 +7,20 @@ from typing import Annotated
 
 import typer
 
-from bioprocessml.cli.app import app, console
+from bioprocessml.cli.app import JsonOption, app, console, print_json
 from bioprocessml.settings import Settings
 
 
 @app.command()
-def config() -> None:
-    """Print the effective settings (from BIOPROCESSML_* variables and .env)."""
+def config(as_json: JsonOption = False) -> None:
+    """Print the effective settings (from BIOPROCESSML_* variables and .env); --json prints
+    them as one JSON object for scripts, the MLflow tracking URI included."""
+    import json
+
     settings = Settings()
+    if as_json:
+        print_json(json.loads(settings.model_dump_json()) | {"tracking_uri": settings.tracking_uri})
+        return
     console.print_json(settings.model_dump_json())
     console.print(f"MLflow tracking URI: {settings.tracking_uri}")
 

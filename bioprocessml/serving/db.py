@@ -71,6 +71,13 @@ rollout_evidence = Table(
     Column("champion_error", Float, nullable=False),
     Column("challenger_error", Float, nullable=False),
     Column("points", Integer, nullable=False),
+    Column(
+        "canary_answers",
+        Integer,
+        nullable=False,
+        server_default="0",
+        doc="challenger answers users received for this batch (canary route)",
+    ),
     Column("created_at", DateTime(), nullable=False),
 )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 
 from bioprocessml.serving.db import engine_for
@@ -14,7 +16,7 @@ from bioprocessml.serving.rollout_decision import Stage
 from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
 from models.base import TASKS, Task
-from models.registry import CHAMPION, MODEL_NAMES, alias_version, configure
+from models.registry import CHAMPION, GATE_TAG, MODEL_NAMES, alias_version, configure
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class Wanted:
     challenger: str | None = None
     stage: Stage | None = None
     rollout_id: int | None = None
+    reason: str | None = None  # why there is no champion (the latest gate decision)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Deployment:
 
     @property
     def ready(self) -> bool:
-        return bool(self.tasks) and all(m.champion is not None for m in self.tasks.values())
+        """At least one task can answer (a task without a champion answers 503 with why)."""
+        return any(m.champion is not None for m in self.tasks.values())
 
     def wanted(self) -> dict[Task, Wanted]:
         return {task: models.wanted for task, models in self.tasks.items()}
@@ -72,8 +76,21 @@ def wanted_now(settings: Settings) -> dict[Task, Wanted]:
             challenger=rollout.challenger_version if rollout else None,
             stage=rollout.stage if rollout else None,
             rollout_id=rollout.id if rollout else None,
+            reason=None if champion else no_champion_reason(task),
         )
     return out
+
+
+def no_champion_reason(task: Task) -> str:
+    """Why a task has no champion: the latest gate decision recorded on its registered model."""
+    try:
+        tags = MlflowClient().get_registered_model(MODEL_NAMES[task]).tags
+    except MlflowException:
+        tags = {}
+    gate = tags.get(GATE_TAG)
+    if gate is None:
+        return f"no {task} champion yet: the first batches still train"
+    return f"no {task} champion: the last retraining's gate said: {gate}"
 
 
 class ModelCache:

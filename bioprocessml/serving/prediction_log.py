@@ -66,6 +66,23 @@ def batch_predictions(
     return pd.DataFrame(rows, columns=["request_id", "model_version", "batch_time_h", "mean"])
 
 
+def canary_answers(engine: Engine, batch_id: str, task: Task, version: str, since: datetime) -> int:
+    """Answers of the challenger `version` that users received for this batch (canary route):
+    the evidence a promotion needs, as opposed to shadow predictions nobody saw."""
+    query = select(func.count()).where(
+        predictions.c.batch_id == batch_id,
+        predictions.c.task == task,
+        predictions.c.model_version == version,
+        predictions.c.role == "challenger",
+        predictions.c.route == "canary",
+        predictions.c.served.is_(True),
+        predictions.c.error.is_(None),
+        predictions.c.created_at >= since,
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def failure_counts(engine: Engine, task: Task, version: str, since: datetime) -> tuple[int, int]:
     """(predictions, failures) of one model version since a time."""
     query = select(func.count(), func.count(predictions.c.error)).where(

@@ -37,8 +37,13 @@ class PredictResponse(BaseModel):
     request_id: str
     batch_id: str
     time_h: float = Field(description="batch time of the last row: the prediction's 'now'")
-    titer_now: TaskAnswer
-    titer_at_harvest: TaskAnswer
+    titer_now: TaskAnswer | None = Field(description="null when the soft sensor has no champion")
+    titer_at_harvest: TaskAnswer | None = Field(
+        description="null when the harvest forecast has no champion"
+    )
+    unavailable: dict[str, str] = Field(
+        {}, description="for each answer that is null, why (e.g. no model beat the naive forecast)"
+    )
 
 
 def canary_bucket(batch_id: str) -> float:

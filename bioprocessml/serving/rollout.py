@@ -13,6 +13,7 @@ from bioprocessml.ingest.accepted import read_accepted
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.prediction_log import (
     batch_predictions,
+    canary_answers,
     failure_counts,
     paired_batch_error,
 )
@@ -103,9 +104,12 @@ def score_batch(settings: Settings, batch_id: str) -> dict[Task, Decision]:
         errors = paired_batch_error(logged, batch, target, task, *versions)
         if errors is not None:
             champion_error, challenger_error, points = errors
+            served = canary_answers(
+                engine, batch_id, task, state.challenger_version, state.started_at
+            )
             add_evidence(engine, state.id, Evidence(
                 batch_id=batch_id, stage=state.stage, champion_error=champion_error,
-                challenger_error=challenger_error, points=points,
+                challenger_error=challenger_error, points=points, canary_answers=served,
             ))  # fmt: skip
         decisions[task] = judge(settings, state)
         apply(settings, state, decisions[task], batch_id)
@@ -122,7 +126,8 @@ def judge(settings: Settings, state: RolloutState) -> Decision:
         state.stage,
         [e.champion_error for e in evidence],
         [e.challenger_error for e in evidence],
-        canary_batches=sum(e.stage == "canary" for e in evidence),
+        canary_batches=sum(e.stage == "canary" and e.canary_answers > 0 for e in evidence),
+        canary_answers=sum(e.canary_answers for e in evidence if e.stage == "canary"),
         challenger_requests=requests,
         challenger_failures=failures,
         rules=settings.rollout,

@@ -71,8 +71,11 @@ def decide(
     challenger_requests: int,
     challenger_failures: int,
     rules: Rollout,
+    canary_answers: int = 0,
 ) -> Decision:
-    """Next stage of an active rollout from the evidence so far (the stage itself if undecided)."""
+    """Next stage of an active rollout from the evidence so far (the stage itself if undecided).
+    `canary_batches`/`canary_answers`: finished batches in canary whose users got the
+    challenger's answer, and how many such answers: promotion needs both, not shadow work."""
     if stage not in ACTIVE:
         raise ValueError(f"rollout already ended: {stage}")
     alpha = 1.0 - rules.confidence
@@ -97,12 +100,24 @@ def decide(
                 stage=stage, reason=f"too uncertain for canary: {test.summary()}", test=test
             )
         return Decision(stage="canary", reason=f"not worse: {test.summary()}", test=test)
-    if canary_batches >= rules.canary_min_batches and test.p_better < alpha:
-        return Decision(stage="promoted", reason=f"better: {test.summary()}", test=test)
+    served = (
+        canary_batches >= rules.canary_min_batches and canary_answers >= rules.min_canary_answers
+    )
+    if served and test.p_better < alpha:
+        return Decision(
+            stage="promoted",
+            reason=f"better: {test.summary()}; {canary_answers} canary answers in {canary_batches} batches",
+            test=test,
+        )
     if test.n >= rules.max_batches:
         return Decision(
             stage="rolled_back",
             reason=f"not better after {test.n} batches: {test.summary()}",
             test=test,
         )
+    if test.p_better < alpha:
+        reason = (f"better, but users got only {canary_answers} canary answers in {canary_batches} "
+                  f"batches (needs {rules.min_canary_answers} in {rules.canary_min_batches}): "
+                  f"{test.summary()}")  # fmt: skip
+        return Decision(stage=stage, reason=reason, test=test)
     return Decision(stage=stage, reason=f"undecided: {test.summary()}", test=test)

@@ -31,6 +31,7 @@ class Evidence(BaseModel):
     champion_error: float
     challenger_error: float
     points: int
+    canary_answers: int = 0
 
 
 class Transition(BaseModel):
@@ -49,6 +50,13 @@ def active_rollouts(engine: Engine) -> dict[Task, RolloutState]:
     with engine.connect() as conn:
         states = [RolloutState.model_validate(dict(r)) for r in conn.execute(query).mappings()]
     return {state.task: state for state in states}
+
+
+def all_rollouts(engine: Engine) -> list[RolloutState]:
+    """Every rollout so far, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(rollouts).order_by(rollouts.c.id)).mappings()
+        return [RolloutState.model_validate(dict(r)) for r in rows]
 
 
 def active_rollout(engine: Engine, task: Task) -> RolloutState | None:

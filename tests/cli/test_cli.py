@@ -14,8 +14,8 @@ from bioprocessml.settings import DEFAULT_SPEC
 CLI = str(Path(sys.executable).parent / "bioprocessml")
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+def run(*args: str, cwd: Path | None = None, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", **env_vars}
     return subprocess.run(
         [CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
     )
@@ -42,7 +42,8 @@ def test_simulate_writes_files_with_progress(tmp_path: Path) -> None:
 
 def test_every_command_has_help() -> None:
     for command in (["--help"], ["simulate", "--help"], ["inspect", "--help"], ["spec", "check", "--help"],
-                    ["config", "--help"], ["demo", "--help"], ["scenarios", "--help"]):  # fmt: skip
+                    ["spec", "draft", "--help"], ["config", "--help"], ["demo", "--help"],
+                    ["scenarios", "--help"]):  # fmt: skip
         result = run(*command)
         assert result.returncode == 0 and "Usage" in result.stdout
 
@@ -58,6 +59,9 @@ def test_spec_check_ok() -> None:
         (["spec", "check", "missing.yaml"], "missing.yaml: dataset spec not found"),
         (["simulate", "--out", "x", "--scenario", "meteor"], "unknown scenario 'meteor'"),
         (["inspect", "nothing.csv"], "nothing.csv: file not found"),
+        (["spec", "draft", "nothing.csv"], "nothing.csv: file not found"),
+        (["spec", "draft", "b.csv", "--out", "bad.yaml"], "bad.yaml exists: choose another"),
+        (["spec", "draft", "b.csv", "--target", "titr"], "did you mean 'titer'?"),
         (
             ["simulate", "--out", "x", "--spec", "bad.yaml"],
             "bad.yaml: invalid dataset spec: online[0] (temperature).unit",
@@ -66,11 +70,12 @@ def test_spec_check_ok() -> None:
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], words: str) -> None:
     (tmp_path / "bad.yaml").write_text(
-        DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsius")
+        DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsuis")
     )
+    (tmp_path / "b.csv").write_text("time_h,titer\n0,\n1,2\n2,\n3,\n")
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 1
-    assert words in result.stderr
+    assert words in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 

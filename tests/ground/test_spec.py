@@ -40,9 +40,24 @@ def test_second_spec_converts_ranges_to_canonical_units(plant_spec: DatasetSpec)
         (lambda r: r["time"].pop("column"), "time.column", "Field required"),
         (lambda r: r["online"][1].pop("column"), "online[1] (ph).column", "Field required"),
         (
-            lambda r: r["online"][0].update(unit="Celsius"),
+            lambda r: r["online"][0].update(unit="Celsuis"),
             "online[0] (temperature).unit",
-            "unknown unit 'Celsius'",
+            "unknown unit 'Celsuis'; did you mean 'Celsius'?",
+        ),
+        (
+            lambda r: r["offline"][2].update(unit="mg/dL/"),
+            "offline[2] (titer).unit",
+            "unknown unit 'mg/dL/'",
+        ),
+        (
+            lambda r: r["online"][5].update(unit="L"),
+            "online[5] (feed_rate)",
+            "a feed is integrated over time",
+        ),
+        (
+            lambda r: r.update(unmeasured=[{"name": "nh3", "column": "NH3", "unit": "mgL"}]),
+            "unmeasured[0] (nh3).unit",
+            "did you mean 'mg/L'?",
         ),
         (lambda r: r["offline"][2].update(range=[30, 0]), "offline[2] (titer).range", "low < high"),
         (

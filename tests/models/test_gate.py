@@ -9,12 +9,22 @@ pytestmark = pytest.mark.unit
 BOUNDS = (0.85, 0.99)
 
 
-def m(rmse: float, coverage: float = 0.95, n: float = 100) -> dict[str, float]:
-    return {"rmse": rmse, "coverage": coverage, "n": n}
+def m(rmse: float, coverage: float = 0.95, n: float = 100, naive: float = 2.0) -> dict[str, float]:
+    return {"rmse": rmse, "coverage": coverage, "n": n, "naive_rmse": naive}
 
 
-def test_no_champion_makes_the_candidate_champion() -> None:
-    assert offline_gate("gp", m(1.0), None, 0.05, BOUNDS).decision == "champion"
+def test_no_champion_makes_a_useful_candidate_champion() -> None:
+    result = offline_gate("gp", m(1.0), None, 0.05, BOUNDS)
+    assert result.decision == "champion" and "beats the naive forecast" in result.reason
+
+
+@pytest.mark.parametrize("champion", [None, m(1.5)])
+def test_no_model_worse_than_the_naive_forecast_serves(champion: dict[str, float] | None) -> None:
+    """Bootstrap included: a first model that does not beat what past batches say is no champion."""
+    result = offline_gate("pls", m(1.0, naive=1.02), champion, 0.05, BOUNDS, naive_margin=0.05)
+    assert result.decision == "rejected"
+    assert "does not beat the naive forecast's 1.0200" in result.reason
+    assert offline_gate("pls", m(0.9, naive=1.0), champion, 0.05, BOUNDS).decision != "rejected"
 
 
 @pytest.mark.parametrize(
@@ -49,6 +59,18 @@ def test_spread_holdout_keeps_the_newest_regime_in_both_sets() -> None:
     assert len(held) == 7 and len(train) == 15 and not set(train) & set(held)
     assert "RM022" in held and "RM021" in train
     assert split_batches(ids, 0.33, "newest")[1] == ids[-7:]
+
+
+def test_champion_and_challenger_are_judged_on_batches_neither_was_trained_on() -> None:
+    from models.evaluate import split_batches
+
+    ids = [f"N{i:03d}" for i in range(1, 13)] + [f"T{i:03d}" for i in range(13, 17)]
+    champion_trained_on = frozenset(ids[:8:2] + ids[1:8:2][:2])  # 6 of the first 8
+    train, held = split_batches(ids, 0.33, "spread", champion_trained_on)
+    assert len(held) == 5 and not set(held) & champion_trained_on
+    assert set(train) | set(held) == set(ids) and "T016" in held
+    with pytest.raises(ValueError, match="not trained on"):
+        split_batches(ids[:6], 0.33, "spread", frozenset(ids[:5]))
 
 
 def test_lineage_reads_back_from_its_tags() -> None:

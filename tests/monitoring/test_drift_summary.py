@@ -62,6 +62,10 @@ def test_words_for_features() -> None:
     assert describe_feature("ph__early_slope") == "early-phase slope [/h]"
     assert describe_feature("titer__harvest") == "harvest assay"
     assert describe_feature("ph__final") == "final value"
+    assert (
+        describe_feature("ph__late_flat")
+        == "late-phase share of readings unchanged from the one before"
+    )
 
 
 def test_phase_statistics_of_known_signals() -> None:
@@ -83,8 +87,10 @@ def test_stuck_reading_has_no_noise() -> None:
     noisy = batch_summary(frame(), FS)
     stuck = frame()
     stuck.loc[stuck["time"] > 12, "temp"] = stuck["temp"].iloc[48]
-    assert noisy["temp__late_noise"] > 0.05
+    assert noisy["temp__late_noise"] > 0.05 and noisy["temp__late_flat"] == 0.0
     assert batch_summary(stuck, FS)["temp__late_noise"] == 0.0
+    assert batch_summary(stuck, FS)["temp__late_flat"] == 1.0
+    assert noisy["feed_rate__late_flat"] == 1.0, "a constant feed is flat by design"
 
 
 def test_missing_values_give_nan_not_errors() -> None:

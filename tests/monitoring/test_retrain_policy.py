@@ -1,4 +1,4 @@
-"""When the monitor asks for retraining, and when it holds back."""
+"""When the monitor asks for retraining, of which task, and when it holds back."""
 
 from __future__ import annotations
 
@@ -7,30 +7,65 @@ from typing import Any
 from monitoring.history import DriftRecord
 from monitoring.retrain_policy import decide_retrain
 
+BOTH = {"soft_sensor": True, "harvest": True}
 BASE: dict[str, Any] = dict(
-    has_champion=True, accepted=30, data_drift=True, concept_alarm=False, reasons=["drift"],
+    champions=BOTH, accepted=30, data_drift=True, concept_alarm=False, reasons=["drift"],
     history=[], pending=False, bootstrap_batches=8, cooldown=3,
 )  # fmt: skip
 
 
-def test_drift_asks_for_retraining() -> None:
+def test_drift_asks_for_retraining_of_both_tasks() -> None:
     decision = decide_retrain(**BASE)
     assert decision.request and decision.kind == "data"
+    assert decision.tasks == ["soft_sensor", "harvest"]
 
 
-def test_no_retraining_while_a_challenger_is_rolled_out_or_a_retrain_is_pending() -> None:
-    rolling = decide_retrain(**{**BASE, "rollout_active": True})
-    assert not rolling.request and "rolled out" in (rolling.suppressed or "")
+def test_a_rollout_of_one_task_does_not_block_the_other() -> None:
+    decision = decide_retrain(**{**BASE, "rollout_tasks": frozenset({"harvest"})})
+    assert decision.request and decision.tasks == ["soft_sensor"]
+    assert decision.deferred == ["harvest"]
+
+
+def test_an_alarm_during_a_rollout_is_deferred_then_acted_on() -> None:
+    rolling = decide_retrain(**{**BASE, "rollout_tasks": frozenset({"soft_sensor", "harvest"})})
+    assert not rolling.request and "deferred" in (rolling.suppressed or "")
+    assert rolling.deferred == ["soft_sensor", "harvest"]
+    alarm = DriftRecord(batch_id="N010", deferred=rolling.deferred, kind=rolling.kind)
+    quiet = {
+        **BASE,
+        "data_drift": False,
+        "reasons": [],
+        "history": [alarm, DriftRecord(batch_id="N011")],
+    }
+    still = decide_retrain(**{**quiet, "rollout_tasks": frozenset({"soft_sensor"})})
+    assert still.request and still.tasks == ["harvest"] and still.kind == "deferred"
+    assert "alarm at batch N010 was deferred" in " ".join(still.reasons)
+    done = decide_retrain(**quiet)
+    assert done.request and done.tasks == ["soft_sensor", "harvest"]
+    retrained = DriftRecord(batch_id="N012", requested=True, tasks=["soft_sensor", "harvest"])
+    later = decide_retrain(**{**quiet, "history": [*quiet["history"], retrained]})
+    assert not later.request
+
+
+def test_pending_retrain_and_cool_down_hold_back() -> None:
     assert "pending" in (decide_retrain(**{**BASE, "pending": True}).suppressed or "")
-
-
-def test_cool_down_counts_batches_since_the_last_request() -> None:
-    history = [DriftRecord(batch_id="N001", requested=True), DriftRecord(batch_id="N002")]
+    history = [DriftRecord(batch_id="N001", requested=True, tasks=["soft_sensor", "harvest"]),
+               DriftRecord(batch_id="N002")]  # fmt: skip
     decision = decide_retrain(**{**BASE, "history": history})
     assert not decision.request and (decision.suppressed or "").startswith("cool-down")
 
 
-def test_bootstrap_waits_for_enough_batches() -> None:
-    early = decide_retrain(**{**BASE, "has_champion": False, "accepted": 5})
+def test_bootstrap_per_task_waits_for_enough_batches_and_asks_again() -> None:
+    none = {"soft_sensor": False, "harvest": False}
+    early = decide_retrain(**{**BASE, "champions": none, "data_drift": False, "accepted": 5})
     assert not early.request and early.reasons == ["5/8 batches for a first model"]
-    assert decide_retrain(**{**BASE, "has_champion": False, "accepted": 8}).kind == "bootstrap"
+    first = decide_retrain(**{**BASE, "champions": none, "data_drift": False, "accepted": 8})
+    assert first.kind == "bootstrap" and first.tasks == ["soft_sensor", "harvest"]
+    # the harvest candidates did not beat the naive forecast: no champion; asked again later
+    only_soft = {"soft_sensor": True, "harvest": False}
+    asked = DriftRecord(batch_id="N008", requested=True, tasks=["soft_sensor", "harvest"])
+    quiet = {**BASE, "champions": only_soft, "data_drift": False, "reasons": []}
+    assert not decide_retrain(**{**quiet, "history": [asked]}).request
+    later = [asked, *(DriftRecord(batch_id=f"N{i:03d}") for i in range(9, 12))]
+    again = decide_retrain(**{**quiet, "history": later})
+    assert again.request and again.tasks == ["harvest"] and again.kind == "bootstrap"

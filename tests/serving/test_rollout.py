@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from bioprocessml.serving import rollout
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.request import request_rows
-from bioprocessml.serving.rollout_store import transitions
+from bioprocessml.serving.rollout_store import all_rollouts, evidence_of, transitions
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
@@ -26,6 +26,14 @@ from tests.serving.conftest import (
 )
 
 CUTS_H = (12.0, 24.0, 36.0, 47.0)
+
+
+@pytest.fixture
+def serving_settings(serving_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A canary share of 0.3: of the live batches N101…N112, N104 and N108 are canary-routed
+    (their stable hash is below 0.3), so users of N108 get the challenger's answers in canary."""
+    monkeypatch.setenv("BIOPROCESSML_ROLLOUT__CANARY_SHARE", "0.3")
+    return Settings()
 
 
 def run_batches(
@@ -72,17 +80,26 @@ def started(
 
 
 @pytest.mark.parametrize("started", [(0.4, 0.0)], indirect=True)
-def test_better_challenger_goes_shadow_canary_promoted(
+def test_better_challenger_is_promoted_only_after_users_got_its_canary_answers(
     started: str, client: TestClient, serving_settings: Settings,
     live_batches: list[pd.DataFrame], spec: DatasetSpec,
 ) -> None:  # fmt: skip
     stages = run_batches(client, serving_settings, live_batches, spec)
-    assert stages == ["shadow"] * 4 + ["canary", "promoted"]
+    # Canary from N105 on; N106 and N107 are not canary-routed: better, but nobody got the
+    # challenger's answer yet, so no promotion until N108's users did.
+    assert stages == ["shadow"] * 4 + ["canary"] * 3 + ["promoted"]
     assert str(alias_version("soft_sensor", CHAMPION).version) == started  # type: ignore[union-attr]
     assert str(alias_version("soft_sensor", PREVIOUS).version) == "1"  # type: ignore[union-attr]
     assert alias_version("soft_sensor", CHALLENGER) is None
-    reasons = [t.reason for t in transitions(engine_for(serving_settings.prediction_log_url))]
-    assert reasons[-1].startswith("better: 6 batches") and "p better 0.016" in reasons[-1]
+    engine = engine_for(serving_settings.prediction_log_url)
+    reasons = [t.reason for t in transitions(engine)]
+    assert (
+        reasons[-1].startswith("better: 8 batches")
+        and "4 canary answers in 1 batches" in reasons[-1]
+    )
+    [state] = all_rollouts(engine)
+    served = {e.batch_id: e.canary_answers for e in evidence_of(engine, state.id)}
+    assert served["N108"] == len(CUTS_H) and served["N106"] == served["N107"] == 0
     rows = request_rows(live_batches[-1], spec, 24)
     answer = client.post("/predict", json={"batch_id": "N112", "rows": rows}).json()
     assert answer["titer_now"]["version"] == started

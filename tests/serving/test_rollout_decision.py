@@ -31,15 +31,19 @@ def test_a_better_challenger_goes_to_canary_then_is_promoted() -> None:
     champion, challenger = errors(5, 0.7)
     assert decide("shadow", champion, challenger, 0, 100, 0, RULES).stage == "canary"
     champion, challenger = errors(6, 0.7)
-    promoted = decide("canary", champion, challenger, 1, 100, 0, RULES)
+    promoted = decide("canary", champion, challenger, 1, 100, 0, RULES, canary_answers=4)
     assert promoted.stage == "promoted"
     assert promoted.test is not None and promoted.test.p_better < 0.05
     assert promoted.reason.startswith("better: 6 batches, challenger error -30")
 
 
-def test_promotion_waits_for_a_batch_in_canary() -> None:
+@pytest.mark.parametrize(("batches", "answers"), [(0, 0), (1, 0), (1, 3), (0, 8)])
+def test_promotion_needs_canary_answers_that_users_received(batches: int, answers: int) -> None:
+    """Scored in canary is not enough: users must have got the challenger's answers (a canary
+    batch, `min_canary_answers` answers); shadow predictions nobody saw do not count."""
     champion, challenger = errors(6, 0.7)
-    assert decide("canary", champion, challenger, 0, 100, 0, RULES).stage == "canary"
+    held = decide("canary", champion, challenger, batches, 100, 0, RULES, canary_answers=answers)
+    assert held.stage == "canary" and "users got only" in held.reason
 
 
 def test_an_equal_challenger_reaches_canary_but_is_never_promoted() -> None:

@@ -44,7 +44,7 @@ def test_without_champion_predict_is_503_and_not_ready(
         "/predict", json={"batch_id": "N101", "rows": rows_of(live_batches[0], spec)}
     )
     assert response.status_code == 503
-    assert "no champion" in response.json()["error"]
+    assert "champion yet" in response.json()["error"]
     assert client.get("/readyz").status_code == 503
     assert client.get("/livez").status_code == 200
 
@@ -76,6 +76,49 @@ def test_predict_answers_both_titers_with_intervals_and_logs_them(
     assert len(log) == 2 and set(log["task"]) == {"soft_sensor", "harvest"}
     assert log["served"].all() and (log["request_id"] == body["request_id"]).all()
     assert set(log["route"]) == {"champion"} and log["error"].isna().all()
+
+
+def test_a_task_without_champion_answers_null_with_the_gate_reason(
+    client: TestClient, serving_settings: Settings, pls: dict[Task, Any],
+    training_batches: list[pd.DataFrame], live_batches: list[pd.DataFrame], spec: DatasetSpec,
+) -> None:  # fmt: skip
+    """The harvest candidates did not beat the naive forecast: no harvest champion. Titer now is
+    still served; the harvest answer is null and says why, and the service is ready."""
+    from models.retraining import GateOutcome, record_gate
+
+    register_champions(
+        serving_settings, {"soft_sensor": pls["soft_sensor"]}, training_batches[0].head(12)
+    )
+    record_gate("harvest", GateOutcome(
+        decision="rejected", candidate="pls", task="harvest",
+        reason="RMSE 2.9 does not beat the naive forecast's 2.8 (what past batches say)",
+    ))  # fmt: skip
+    client.post("/admin/reload", headers=AUTH)
+    response = client.post(
+        "/predict", json={"batch_id": "N101", "rows": rows_of(live_batches[0], spec)}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["titer_now"]["version"] == "1" and body["titer_at_harvest"] is None
+    assert "does not beat the naive forecast" in body["unavailable"]["titer_at_harvest"]
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.usefixtures("champions")
+def test_answers_stay_within_the_targets_physical_range(
+    client: TestClient, serving_settings: Settings, pls: dict[Task, Any],
+    training_batches: list[pd.DataFrame], live_batches: list[pd.DataFrame], spec: DatasetSpec,
+) -> None:  # fmt: skip
+    """A concentration is never negative: a model that says −5 g/L is served as 0 at most."""
+    register_champions(serving_settings, {t: BiasedModel(m, -50.0) for t, m in pls.items()},
+                       training_batches[0].head(12))  # fmt: skip
+    client.post("/admin/reload", headers=AUTH)
+    body = client.post(
+        "/predict", json={"batch_id": "N101", "rows": rows_of(live_batches[0], spec, 2)}
+    ).json()
+    for key in ("titer_now", "titer_at_harvest"):
+        assert body[key]["version"] == "2"
+        assert 0.0 == body[key]["lower"] <= body[key]["mean"] <= body[key]["upper"]
 
 
 @pytest.mark.usefixtures("champions")

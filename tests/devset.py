@@ -1,0 +1,30 @@
+"""Where the IndPenSim dev set is: `BIOPROCESSML_DEV_SET`, else `shared/` beside the clone (as
+CI lays it), else /work/shared. Tests that need it skip, saying why, when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bioprocessml.settings import PROJECT_ROOT
+
+CANDIDATES = [
+    *([Path(os.environ["BIOPROCESSML_DEV_SET"])] if "BIOPROCESSML_DEV_SET" in os.environ else []),
+    PROJECT_ROOT.parent / "shared" / "datasets" / "indpensim-dev",
+    Path("/work/shared/datasets/indpensim-dev"),
+]
+
+
+def dev_set() -> Path:
+    for folder in CANDIDATES:
+        if (folder / "normal").is_dir():
+            return folder
+    pytest.skip(f"IndPenSim dev set not found (looked in {', '.join(map(str, CANDIDATES))})")
+
+
+def dev_files(*names: str) -> list[Path]:
+    """Dev files by stem, found in normal/ or temperature-shift/."""
+    root = dev_set()
+    return [next(root.glob(f"*/{name}.csv")) for name in names]
