@@ -93,3 +93,27 @@ def test_validation_of_a_damaged_batch_never_raises(
     report, frame = validate_file(path, SPEC)
     assert (frame is not None) == report.ok
     assert report.ok or all(c.reason.strip() for c in report.failures)
+
+
+@pytest.mark.parametrize(
+    ("how", "junk"),
+    [("cell", j) for j in ["", "-1", "1e9", "abc", "nan", "-0.0001", "999999", "inf", "1.5.2"]]
+    + [("drop_row", ""), ("swap_rows", ""), ("keep", "")],
+)
+def test_screen_passes_exactly_when_every_rule_passes(how: str, junk: str) -> None:
+    """The fast screen (rules folded into a few expectations) may never pass a file that one of
+    the spec's rules fails, nor fail one that they all pass."""
+    from bioprocessml.ingest import table, validation
+    from bioprocessml.ingest.rules import build_rules
+
+    path = ROOT / "screen" / f"{next(NAMES)}.csv"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(VALID if how == "keep" else mutate(VALID, 5000, 17, 4, junk, how))
+    raw, _ = table.read_table(path, SPEC)
+    assert raw is not None
+    frame = table.gx_frame(raw, SPEC)
+    rules = build_rules(SPEC, frame)
+    every = validation._run_suite(rules, frame, SPEC, path, None)
+    assert validation._passes_screen(rules, frame) == (
+        len(every) == len(rules) and all(r.success for r in every)
+    )
