@@ -53,6 +53,9 @@ class Thresholds(BaseModel):
     bootstrap_batches: int = Field(8, ge=4, description="accepted batches before a first model")
     retrain_cooldown_batches: int = Field(3, ge=0, description="batches between retrain requests")
     challenger_margin: float = Field(0.05, ge=0, description="relative RMSE gain to challenge")
+    naive_window: int = Field(
+        3, ge=1, description="live batches over which a champion worse than naive alarms"
+    )
     naive_margin: float = Field(
         0.05, ge=0, lt=1, description="relative RMSE gain over the naive forecast to serve at all"
     )

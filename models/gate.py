@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-Decision = Literal["champion", "challenger", "rejected"]
+Decision = Literal["champion", "challenger", "rejected", "retired"]
 
 
 class GateResult(BaseModel):

@@ -19,15 +19,17 @@ from bioprocessml.ingest.accepted import load_training_data
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 from models.base import TASKS, Task
-from models.gate import GateResult, offline_gate, pick_best
+from models.gate import GateResult, beats_naive, calibrated, offline_gate, pick_best
 from models.registry import (
     CHALLENGER,
     CHAMPION,
     GATE_TAG,
     MODEL_NAMES,
+    PREVIOUS,
     Lineage,
     alias_version,
     configure,
+    delete_alias,
     log_candidate,
     promote,
     register,
@@ -93,7 +95,9 @@ def gate_task(
     rollout_active: bool = False,
 ) -> GateOutcome:  # fmt: skip
     """Best candidate against the naive forecast and the champion on the same held-out batches;
-    register it and set its alias. The caller announces a challenger."""
+    register it and set its alias. A champion that no longer beats the naive forecast on
+    batches it has not seen is replaced by a useful candidate, or retired when there is none.
+    The caller announces a challenger."""
     configure(settings)
     t = settings.thresholds
     by_name = {c.name: c for c in logged}
@@ -102,19 +106,49 @@ def gate_task(
     gate = offline_gate(
         best.name, best.metrics, champion, t.challenger_margin, t.coverage_bounds, t.naive_margin
     )
+    if champion is not None and not rollout_active and gate.decision != "challenger":
+        gate = judge_champion(gate, best, champion, t.coverage_bounds, t.naive_margin)
     if gate.decision == "challenger" and rollout_active:
         reason = f"{gate.reason}; but a rollout of {task} is active: judged live first"
         gate = GateResult(decision="rejected", candidate=best.name, reason=reason)
     outcome = GateOutcome(**gate.model_dump(), task=task, champion_metrics=champion)
-    if gate.decision != "rejected":
+    if gate.decision in ("champion", "challenger"):
         outcome.version = register(best.model_uri, task, split.lineage, best.run_id)
         if gate.decision == "champion":
             promote(task, outcome.version)
         else:
             set_alias(task, CHALLENGER, outcome.version)
+    elif gate.decision == "retired":
+        retire(task)
     record_gate(task, outcome)
     log.info("%s: %s %s (%s)", task, best.name, gate.decision, gate.reason)
     return outcome
+
+
+def judge_champion(
+    gate: GateResult, best: LoggedCandidate, champion: dict[str, float],
+    bounds: tuple[float, float], naive_margin: float,
+) -> GateResult:  # fmt: skip
+    """The champion on held-out batches it was not trained on: still better than the naive
+    forecast? If not, a candidate that is takes its place at once; without one it retires."""
+    useful, why = beats_naive(champion, naive_margin)
+    if useful:
+        return gate
+    verdict = f"the champion no longer beats the naive forecast ({why})"
+    candidate_ok = calibrated(best.metrics, bounds) and beats_naive(best.metrics, naive_margin)[0]
+    if candidate_ok:
+        return GateResult(decision="champion", candidate=best.name,
+                          reason=f"{verdict}; {best.name} does and replaces it")  # fmt: skip
+    return GateResult(decision="retired", candidate=best.name,
+                      reason=f"{verdict} and no candidate does: {gate.reason}")  # fmt: skip
+
+
+def retire(task: Task) -> None:
+    """No champion from now on (the old one stays `previous`, restorable by hand)."""
+    old = alias_version(task, CHAMPION)
+    if old is not None:
+        set_alias(task, PREVIOUS, str(old.version))
+        delete_alias(task, CHAMPION)
 
 
 def record_gate(task: Task, outcome: GateOutcome) -> None:

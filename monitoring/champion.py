@@ -1,5 +1,5 @@
 """What the monitor needs from the registry: the soft-sensor champion, the batches it was
-trained on (the drift reference), its validation error and a way to call it."""
+trained and judged on (the drift reference), its validation error and a way to call it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ TASK: Task = "soft_sensor"
 class Champion:
     version: str
     train_batches: list[str]
+    holdout_batches: list[str]
     validation_rmse: float
     predict: Callable[[list[pd.DataFrame]], FloatArray]
 
@@ -33,6 +34,7 @@ def load_champion(settings: Settings) -> Champion | None:
         return None
     run = MlflowClient().get_run(version.tags["run_id"])
     model = load_alias(TASK, CHAMPION)
+    lineage = Lineage.from_tags(version.tags)
 
     def predict(histories: list[pd.DataFrame]) -> FloatArray:
         output = pd.DataFrame(model.predict(histories_frame(histories)))
@@ -40,7 +42,8 @@ def load_champion(settings: Settings) -> Champion | None:
 
     return Champion(
         version=str(version.version),
-        train_batches=Lineage.from_tags(version.tags).train_batches,
+        train_batches=lineage.train_batches,
+        holdout_batches=lineage.holdout_batches,
         validation_rmse=float(
             run.data.metrics.get("holdout_batch_rmse", run.data.metrics["holdout_rmse"])
         ),

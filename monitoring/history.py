@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from models.base import Task
 
+MONITORING_EXPERIMENT = "bioprocessml-monitoring"  # MLflow: one run per checked batch
+
 
 class DriftRecord(BaseModel):
     batch_id: str
@@ -27,6 +29,7 @@ class DriftRecord(BaseModel):
     error_ratio: float | None = None
     cusum: float = 0.0
     concept_alarm: bool = False
+    worse_than_naive: bool = False
     requested: bool = False
     kind: str | None = None
     tasks: list[Task] = []

@@ -1,26 +1,26 @@
-"""Check one accepted batch: data drift against the champion's training batches, the
-champion's error on the batch's labels (concept drift), and whether to ask for retraining."""
+"""Check one accepted batch: data drift against the champion's batches, the champion's error on
+the batch's labels (concept drift, and against the naive forecast), and whether to retrain."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bioprocessml.ingest.accepted import accepted_ids, read_accepted, window_ids
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
-from bioprocessml.spec import load_spec
+from bioprocessml.spec import DatasetSpec, load_spec
 from models.base import TASKS, Task
 from models.features import FeatureSpec, make_samples
 from models.naive import NaiveModel
 from models.registry import CHAMPION, alias_version
 from monitoring.champion import Champion, load_champion
-from monitoring.concept import ConceptState, batch_error, update_cusum
+from monitoring.concept import LiveError, assess_concept, batch_error, concept_reason
 from monitoring.data_drift import check_data_drift
+from monitoring.drift_limits import spec_ranges
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
-
-MIN_REFERENCE = 3
 
 
 def champions_now() -> dict[Task, bool]:
@@ -28,30 +28,37 @@ def champions_now() -> dict[Task, bool]:
     return {task: alias_version(task, CHAMPION) is not None for task in TASKS}
 
 
-def previous_cusum(history: list[DriftRecord], champion: Champion) -> ConceptState:
-    """CUSUM state of this champion: it restarts when the champion changes."""
-    mine = [
-        r for r in history if r.champion_version == champion.version and r.error_ratio is not None
-    ]
-    if not mine:
-        return ConceptState()
-    return ConceptState(cusum=mine[-1].cusum, batches=len(mine), alarm=mine[-1].concept_alarm)
-
-
 def naive_error(
-    settings: Settings, champion: Champion, frame: pd.DataFrame, target: str
+    settings: Settings, champion: Champion, frame: pd.DataFrame, spec: DatasetSpec
 ) -> float | None:
     """RMSE on the batch's assays of the naive forecast of the champion's training batches (their
     mean trajectory): the champion must stay below it to be worth serving."""
-    batches = [
-        read_accepted(settings, b) for b in champion.train_batches if b in accepted_ids(settings)
-    ]
-    fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
+    known = set(accepted_ids(settings))
+    batches = [read_accepted(settings, b) for b in champion.train_batches if b in known]
     try:
-        naive = NaiveModel("soft_sensor").fit(make_samples(batches, fs, "soft_sensor"))
+        naive = NaiveModel("soft_sensor").fit(
+            make_samples(batches, FeatureSpec.from_spec(spec), "soft_sensor")
+        )
     except ValueError:
         return None
-    return batch_error(lambda histories: naive.predict(histories).mean, frame, target)
+    return batch_error(lambda histories: naive.predict(histories).mean, frame, spec.target)
+
+
+def worse_than_naive(
+    record: DriftRecord, history: list[DriftRecord], window: int
+) -> tuple[float, float] | None:
+    """The champion's and the naive forecast's mean RMSE over the champion's last `window`
+    labelled batches, when the champion's is the higher (a model worse than doing nothing)."""
+    mine = [
+        r for r in [*history, record]
+        if r.champion_version == record.champion_version
+        and r.batch_rmse is not None and r.naive_rmse is not None
+    ][-window:]  # fmt: skip
+    if len(mine) < window:
+        return None
+    model = float(np.mean([r.batch_rmse for r in mine]))
+    naive = float(np.mean([r.naive_rmse for r in mine]))
+    return (model, naive) if model > naive else None
 
 
 def check_concept(
@@ -59,29 +66,42 @@ def check_concept(
     champion: Champion,
     history: list[DriftRecord],
     settings: Settings,
-    target: str,
+    spec: DatasetSpec,
 ) -> None:
     frame = read_accepted(settings, record.batch_id)
-    error = batch_error(champion.predict, frame, target)
+    error = batch_error(champion.predict, frame, spec.target)
     if error is None:
         return
     record.batch_rmse = error
-    record.naive_rmse = naive_error(settings, champion, frame, target)
-    record.error_ratio = error / champion.validation_rmse
+    record.naive_rmse = naive_error(settings, champion, frame, spec)
     t = settings.thresholds
-    state = update_cusum(
-        previous_cusum(history, champion), record.error_ratio, k=t.cusum_k, h=t.cusum_h
+    live = [
+        LiveError(batch_id=r.batch_id, error=r.batch_rmse, data_drift=r.data_drift)
+        for r in history
+        if r.champion_version == champion.version and r.batch_rmse is not None
+    ] + [LiveError(batch_id=record.batch_id, error=error, data_drift=record.data_drift)]
+    verdict = assess_concept(
+        [champion.validation_rmse], live, burn_in=t.concept_burn_in, k=t.cusum_k, h=t.cusum_h,
+        min_log_spread=t.concept_min_log_spread,
+    )  # fmt: skip
+    record.cusum, record.concept_alarm, record.error_ratio = (
+        verdict.cusum,
+        verdict.alarm,
+        verdict.ratio,
     )
-    record.cusum, record.concept_alarm = state.cusum, state.alarm
-    if state.alarm:
+    if verdict.alarm:
+        record.reasons.append(f"champion v{champion.version}: {concept_reason(verdict, t.cusum_h)}")
+    useless = worse_than_naive(record, history, t.naive_window)
+    if useless is not None:
+        record.concept_alarm = record.worse_than_naive = True
         record.reasons.append(
-            f"champion v{champion.version} error {error:.3f} is {record.error_ratio:.1f}× its validation "
-            f"RMSE {champion.validation_rmse:.3f}; CUSUM {state.cusum:.2f} > {t.cusum_h:g}"
+            f"champion v{champion.version} is worse than the naive forecast on its last "
+            f"{t.naive_window} batches: RMSE {useless[0]:.3g} vs {useless[1]:.3g}"
         )
 
 
 def check_data(
-    record: DriftRecord, reference_ids: list[str], settings: Settings, fs: FeatureSpec
+    record: DriftRecord, reference_ids: list[str], settings: Settings, spec: DatasetSpec
 ) -> None:
     t = settings.thresholds
     window = [
@@ -89,30 +109,36 @@ def check_data(
     ]
     report = settings.reports_dir / f"{record.batch_id}.html"
     result = check_data_drift(
-        read_accepted(settings, record.batch_id), window, [read_accepted(settings, i) for i in reference_ids],
-        fs, p_value=t.drift_p_value, drift_share=t.drift_share, report_html=report,
+        read_accepted(settings, record.batch_id), window,
+        [read_accepted(settings, i) for i in reference_ids], FeatureSpec.from_spec(spec),
+        p_value=t.drift_p_value, drift_share=t.drift_share, report_html=report,
+        limit_level=t.drift_limit_level, min_reference=t.drift_min_reference,
+        tolerance=t.drift_tolerance, confirm=t.drift_confirm_batches, ranges=spec_ranges(spec),
     )  # fmt: skip
     record.data_drift, record.drift_share = result.drifted, result.drift_share
     record.drifted_columns = [c.column for c in result.columns if c.drifted]
-    record.report = str(report)
-    record.details = {"window": result.window_batches, "feature_scores": result.feature_scores}
-    if result.drifted:
+    record.report = str(report) if report.is_file() else None
+    record.details = {
+        "window": result.window_batches, "feature_scores": result.feature_scores,
+        "warming_up": result.warming_up, "reference_batches": result.reference_batches,
+    }  # fmt: skip
+    if result.drifted or result.warming_up:
         record.reasons.extend(result.reasons)
 
 
 def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> DriftRecord:
     """Check `batch_id`, decide, and save its record (the caller emits the event if asked)."""
-    fs = FeatureSpec.from_spec(load_spec(settings.spec_path))
+    spec = load_spec(settings.spec_path)
     champion = load_champion(settings)
     history = [r for r in load_history(settings.reports_dir) if r.batch_id != batch_id]
     ids = accepted_ids(settings)
     record = DriftRecord(batch_id=batch_id, champion_version=champion.version if champion else None)
     before = ids[: ids.index(batch_id)] if batch_id in ids else ids
-    reference = champion.train_batches if champion else before
-    if len(reference) >= MIN_REFERENCE:
-        check_data(record, reference, settings, fs)
+    reference = champion.train_batches + champion.holdout_batches if champion else before
+    known = set(ids)
+    check_data(record, [b for b in reference if b in known], settings, spec)
     if champion is not None:
-        check_concept(record, champion, history, settings, fs.target)
+        check_concept(record, champion, history, settings, spec)
     t = settings.thresholds
     decision = decide_retrain(
         champions=champions_now(), accepted=len(before) + 1, data_drift=record.data_drift,

@@ -19,11 +19,10 @@ from prefect.client.schemas.objects import StateType
 from bioprocessml.events import DRIFT_DETECTED, DriftPayload, batch_resource, emit
 from bioprocessml.settings import Settings
 from models.registry import configure
-from monitoring.history import DriftRecord
+from monitoring.history import MONITORING_EXPERIMENT, DriftRecord
 from monitoring.monitor import monitor_batch
 
 RETRAIN_DEPLOYMENT = "on-drift"
-MONITORING_EXPERIMENT = "bioprocessml-monitoring"
 
 
 def retrain_pending() -> bool:

@@ -93,7 +93,7 @@ def draw_batches(n: int, seed: int, steps: int) -> tuple[Draws, dict[str, Array]
     for name, median, cv in [
         ("mu_max", 0.25, 0.10),
         ("ks", 0.10, 0.10),
-        ("yxs", 0.45, 0.10),
+        ("yxs", 0.45, 0.05),
         ("ms", 0.02, 0.10),
         ("alpha", 0.02, 0.02),
         ("beta", 0.0016, 0.02),
@@ -104,6 +104,7 @@ def draw_batches(n: int, seed: int, steps: int) -> tuple[Draws, dict[str, Array]
         ("x0", 0.4, 0.30),
         ("s0", 20.0, 0.05),
         ("v0", 5.0, 0.01),
+        ("feed_gain", 1.0, 0.08),  # the feed pump's delivery: seen by the feed-rate sensor
     ]:
         draws.lognormal(name, median, cv)
     rng = draws.rng
@@ -147,7 +148,7 @@ def integrate(
     out = {k: np.empty((len(times), n)) for k in STATE_KEYS}
     next_sample = 1
     for i, t in enumerate(times):
-        feed = np.array([feed_profile(t, r) for r in recipes])
+        feed = np.array([feed_profile(t, r) for r in recipes]) * p["feed_gain"]
         t_set = np.array([temperature_setpoint(t, r) for r in recipes])
         temp_dev = 0.9 * temp_dev + 0.04 * noise["temp_ar"][i]
         ph_dev = 0.9 * ph_dev + 0.008 * noise["ph_ar"][i]

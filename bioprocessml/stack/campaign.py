@@ -14,26 +14,25 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-import httpx
 import pandas as pd
 from pydantic import BaseModel
 
-from bioprocessml.dataset import BATCH_ID, write_batch
-from bioprocessml.errors import BioprocessMLError
 from bioprocessml.events import MODEL_CHALLENGER, ChallengerPayload, emit, model_resource
-from bioprocessml.ingest.catalogue import Catalogue, Entry
 from bioprocessml.serving.db import engine_for
-from bioprocessml.serving.request import request_rows
-from bioprocessml.serving.rollout_store import Transition, active_rollouts, transitions
+from bioprocessml.serving.rollout_store import (
+    Transition,
+    active_rollouts,
+    transitions,
+)
 from bioprocessml.settings import Settings
 from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.simulation.simulator import SimConfig, simulate
-from bioprocessml.spec import DatasetSpec, load_spec
-from bioprocessml.stack.loadgen import LoadGenerator, LoadReport, Payload
+from bioprocessml.spec import DatasetSpec
+from bioprocessml.stack.driver import Campaign, CampaignError, DropLog
+from bioprocessml.stack.loadgen import LoadReport
 from bioprocessml.stack.servers import down, up
-from models.base import TASKS, Task
+from models.base import Task
 from models.biased import BiasedModel
 from models.registry import (
     CHALLENGER,
@@ -47,10 +46,6 @@ from models.registry import (
     register,
     set_alias,
 )
-from monitoring.history import record_path
-
-T = TypeVar("T")
-CUT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 class CampaignPlan(BaseModel):
@@ -70,112 +65,22 @@ class CampaignPlan(BaseModel):
         return SimConfig(duration_h=self.duration_h, online_interval_min=self.online_interval_min)
 
 
-class CampaignError(BioprocessMLError):
-    """The campaign waited too long for a step of the chain (see the stack's logs)."""
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float, every: float = 1.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(every)
-    raise CampaignError(f"waited {timeout:.0f} s for {what}; see the logs in the state folder")
-
-
-class Campaign:
-    """Drops files and drives the client; the phases are in `run_campaign`."""
-
-    def __init__(self, settings: Settings, plan: CampaignPlan) -> None:
-        self.settings, self.plan = settings, plan
-        self.spec: DatasetSpec = load_spec(settings.spec_path)
-        self.catalogue = Catalogue(settings.data_dir / "catalogue.db")
-        self.client: LoadGenerator | None = None
-        self.live: list[Payload] = []
-        self.in_flight: str | None = None
-        self.monitored: list[str] = []
-        self.lag = 3  # before any rollout; 1 once rollouts are judged on each batch
-        self.started = time.time()
-
-    # --- driving the chain -----------------------------------------------------------------
-    def drop(self, path: Path) -> None:
-        """Move a file into incoming/ as a transfer tool would. First the previous file's verdict
-        and the monitoring of the batch `lag` before it are awaited: batches arrive no faster
-        than the chain judges them."""
-        accepted = self.settle()
-        if accepted is not None and accepted.verdict == "accepted" and accepted.batch_id:
-            self.monitored.append(accepted.batch_id)
-        if len(self.monitored) > self.lag:
-            behind = self.monitored[-1 - self.lag]
-            record = record_path(self.settings.reports_dir, behind)
-            wait_for(record.is_file, f"the drift check of {behind}", self.plan.wait_s)
-        incoming = self.settings.incoming_dir
-        partial = incoming / f"{path.name}.part"
-        shutil.copyfile(path, partial)
-        partial.rename(incoming / path.name)
-        self.in_flight = path.name
-
-    def settle(self) -> Entry | None:
-        """Wait for the verdict on the file dropped last."""
-        name, self.in_flight = self.in_flight, None
-        if name is None:
-            return None
-        return wait_for(
-            lambda: next((e for e in self.catalogue.entries() if e.file == name), None),
-            f"the verdict on {name}", self.plan.wait_s, every=0.5,
-        )  # fmt: skip
-
-    def run_batch(self, batch: pd.DataFrame, folder: Path) -> None:
-        """While the batch runs the client asks about it; then its file arrives."""
-        batch_id = str(batch[BATCH_ID].iloc[0])
-        end = float(batch["time"].max())
-        self.live = [
-            {"batch_id": batch_id, "rows": request_rows(batch, self.spec, f * end)}
-            for f in CUT_FRACTIONS
-        ]
-        if self.client is not None:
-            client = self.client
-            wait_for(lambda: client.answered(batch_id) >= len(CUT_FRACTIONS),
-                     f"answers for {batch_id}", 120, every=0.1)  # fmt: skip
-        self.drop(write_batch(batch, folder / f"{batch_id}.csv", self.spec))
-
-    def start_client(self) -> None:
-        """Once the first champion serves: two clients, each calling every `client_pause_s`
-        about the live batch (paced, so the 2 cores are left to the pipeline's flows)."""
-        url = self.settings.serving.url
-        wait_for(
-            lambda: _status(f"{url}/readyz") == 200, "the service to be ready", self.plan.wait_s
-        )
-        self.client = LoadGenerator(
-            url, lambda i: self.live[i % len(self.live)], pause_s=self.plan.client_pause_s
-        ).start()
-
-    def stop_client(self) -> LoadReport | None:
-        return self.client.stop() if self.client else None
-
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=5).status_code
-    except httpx.HTTPError:
-        return 0
-
-
 def demo_settings(settings: Settings, quick: bool) -> Settings:
     """The demo keeps all its state in the state folder, and moves faster than the defaults: a
-    rollout needs 3 batches for canary (5 for a verdict at 95 %) and retraining cools down for
-    one batch. The first model trains after 12 batches: after 8, its error on 3 held-out batches
-    was too optimistic a reference and the concept-drift CUSUM fired on normal batches. `quick`
-    trains after 6 batches (of 10) with fewer candidates."""
+    rollout needs 3 batches for canary (5 for a verdict at 95 %), half of the batches are canary
+    (so users get the challenger's answers within a few batches) and retraining cools down for
+    one batch. The first model trains after 12 batches (their 12 are the drift reference);
+    `quick` trains after 6 (of 10) with fewer candidates, and drift counts from 6 batches."""
     state = settings.state_dir
-    thresholds = settings.thresholds.model_copy(
-        update={"retrain_cooldown_batches": 1, "bootstrap_batches": 6 if quick else 12}
-    )
+    thresholds = settings.thresholds.model_copy(update={
+        "retrain_cooldown_batches": 1, "bootstrap_batches": 6 if quick else 12,
+        "drift_min_reference": 6 if quick else settings.thresholds.drift_min_reference,
+    })  # fmt: skip
     training = settings.training.model_copy(update={"candidates": ["pls", "gp"]} if quick else {})
+    rollout = settings.rollout.model_copy(update={"min_batches": 3, "canary_share": 0.5})
     return settings.model_copy(update={
         "data_dir": state / "data", "reports_dir": state / "reports", "thresholds": thresholds,
-        "training": training, "rollout": settings.rollout.model_copy(update={"min_batches": 3}),
+        "training": training, "rollout": rollout,
     })  # fmt: skip
 
 
@@ -223,9 +128,9 @@ def inject_weak_challenger(settings: Settings, task: Task, bias: float) -> str:
     return version
 
 
-def champions_ready(settings: Settings) -> bool:
+def soft_sensor_ready(settings: Settings) -> bool:
     configure(settings)
-    return all(alias_version(task, CHAMPION) is not None for task in TASKS)
+    return alias_version("soft_sensor", CHAMPION) is not None
 
 
 def rollouts(settings: Settings) -> tuple[list[Transition], bool]:
@@ -237,13 +142,16 @@ def rollouts(settings: Settings) -> tuple[list[Transition], bool]:
 def run_campaign(
     settings: Settings, plan: CampaignPlan, say: Callable[[str], None]
 ) -> tuple[LoadReport | None, float]:
-    """Run every phase through the live stack; returns the client's report and the seconds."""
+    """Run every phase through the live stack; returns the client's report and the seconds.
+    Every file dropped is listed in `<state>/campaign/labels.csv`, in order, with its label
+    (`normal`, `corrupt`, `raw-material`): `bioprocessml backtest` can replay the same history."""
     os.environ["PREFECT_API_URL"] = settings.prefect_api_url  # for the one injected event
     reset(settings)
     say("starting the stack: Prefect server, worker, MLflow UI, BentoML service, watcher…")
     up(settings)
-    campaign = Campaign(settings, plan)
+    campaign = Campaign(settings, plan.wait_s, plan.client_pause_s)
     folder = settings.state_dir / "campaign"
+    labels = DropLog(folder / "labels.csv")
     normal, changed = source_batches(plan)
     try:
         # --- 1: normal batches → bootstrap champion ---
@@ -251,27 +159,29 @@ def run_campaign(
             f"{settings.thresholds.bootstrap_batches})")  # fmt: skip
         for batch in normal:
             campaign.run_batch(batch, folder / "normal")
-            if campaign.client is None and champions_ready(settings):
+            labels.add(batch, "normal")
+            if campaign.load is None and soft_sensor_ready(settings):
                 campaign.start_client()
-        wait_for(lambda: champions_ready(settings), "the first champions", plan.wait_s)
-        if campaign.client is None:
-            campaign.start_client()
+        if campaign.load is None:
+            raise CampaignError("no soft-sensor champion after the normal batches: no candidate "
+                                "beat the naive forecast (see the MLflow retraining run)")  # fmt: skip
         # --- 2: corrupt files → quarantine ---
         say(f"{plan.corrupt} corrupt files")
         for path in corrupt_files(settings, campaign.spec, plan):
             campaign.drop(path)
-        campaign.settle()
+            labels.add_file(path, "corrupt")
         # --- 3: process change → drift → retrain → shadow → canary → promotion ---
         say("process change: a raw-material lot with lower yields")
-        campaign.lag = 1
         rest = iter(changed)
         for _, batch in zip(range(plan.changed), rest, strict=False):
             campaign.run_batch(batch, folder / "changed")
+            labels.add(batch, "raw-material")
             done, active = rollouts(settings)
             if any(t.stage == "promoted" for t in done) and not active:
                 break  # every challenger of the process change has been judged
         # --- 4: a deliberately weak challenger → rollback ---
         version = inject_weak_challenger(settings, "soft_sensor", plan.weak_bias)
+        campaign.rollout_begun("soft_sensor", version)
         say(f"weak challenger: soft-sensor version {version} ({plan.weak_bias:+g} g/L)")
 
         def judged() -> bool:
@@ -280,11 +190,12 @@ def run_campaign(
 
         for _, batch in zip(range(plan.after_weak), rest, strict=False):
             campaign.run_batch(batch, folder / "changed")
+            labels.add(batch, "raw-material (weak challenger live)")
             if judged():
                 break
-        campaign.settle()
-        say("waiting for the monitoring flows to score the last batches…")
-        wait_for(judged, "the weak challenger's rollback", plan.wait_s, every=2.0)
+        if not judged():
+            raise CampaignError(f"the weak challenger v{version} was not rolled back in "
+                                f"{plan.after_weak} batches")  # fmt: skip
     finally:
         report = campaign.stop_client()
     return report, time.time() - campaign.started

@@ -113,4 +113,5 @@ class LoadGenerator:
             body = response.json()
             self._batches[body["batch_id"]] += 1
             for key, task in (("titer_now", "soft_sensor"), ("titer_at_harvest", "harvest")):
-                self._versions[f"{task}:{body[key]['version']}"] += 1
+                if body.get(key) is not None:  # null: the task has no champion (reason given)
+                    self._versions[f"{task}:{body[key]['version']}"] += 1

@@ -80,3 +80,35 @@ def format_timeline(rows: list[TimelineRow]) -> str:
         lines.append(f"{seconds:6.0f}  {r.batch:<7} {r.event:<20} {r.verdict[:34]:<34} "
                      f"{r.model:<15} {r.decision[:110]}")  # fmt: skip
     return "\n".join(lines)
+
+
+def decision_log(settings: Settings, batches: set[str] | None = None) -> list[str]:
+    """Every automatic decision read back from a state folder's stores, without times or
+    numbers: verdicts, drift flags and retrain requests, gate decisions, rollout stages. Two runs
+    over the same files (the live stack and `bioprocessml backtest`) must give the same list.
+    `batches`: only decisions about these batches (and the retrainings and rollouts they caused)."""
+    mine = (lambda b: True) if batches is None else (lambda b: b in batches)
+    lines = [f"{e.batch_id or e.file}: {e.verdict}" for e in
+             Catalogue(settings.data_dir / "catalogue.db").entries() if mine(e.batch_id or e.file)]  # fmt: skip
+    for r in load_history(settings.reports_dir):
+        if not mine(r.batch_id):
+            continue
+        ask = f"retrain {','.join(r.tasks)} ({r.kind})" if r.requested else (r.suppressed or "-")
+        lines.append(f"{r.batch_id}: data drift {r.data_drift} {sorted(r.drifted_columns)}, "
+                     f"concept {r.concept_alarm}, {ask}")  # fmt: skip
+    experiment = configure(settings)
+    runs = mlflow.search_runs([experiment], filter_string="tags.reason != ''", output_format="list")
+    started: set[tuple[str, str]] = set()  # (task, version) of challengers these retrainings made
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        batch = run.data.tags["reason"].rsplit(" ", 1)[-1]
+        if mine(batch):
+            gates = {k.removeprefix("gate."): v.split(":")[0]
+                     for k, v in run.data.tags.items() if k.startswith("gate.")}  # fmt: skip
+            started |= {(k, v.split()[1].removeprefix("v")) for k, v in gates.items()
+                        if v.startswith("challenger v")}  # fmt: skip
+            lines.append(f"retrain ({run.data.tags['reason']}): "
+                         + "; ".join(f"{k}: {v}" for k, v in sorted(gates.items())))  # fmt: skip
+    lines += [f"{t.batch_id}: rollout {t.task} v{t.challenger_version} {t.stage}"
+              for t in transitions(engine_for(settings.prediction_log_url))
+              if (mine(t.batch_id) if t.batch_id else (t.task, t.challenger_version) in started)]  # fmt: skip
+    return lines

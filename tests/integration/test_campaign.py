@@ -1,19 +1,39 @@
-"""A short demo campaign through the real servers, judged by its timeline."""
+"""A short demo campaign through the real servers, judged by its timeline; then the backtest
+replays the same files offline and must reach the same decisions."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from bioprocessml.backtest.run import run_backtest
 from bioprocessml.settings import Serving, Settings
 from bioprocessml.stack.campaign import CampaignPlan, demo_settings, run_campaign
 from bioprocessml.stack.servers import down, free_port
-from bioprocessml.stack.timeline import build_timeline
+from bioprocessml.stack.timeline import build_timeline, decision_log
+
+
+def replayable(settings: Settings, into: Path) -> tuple[set[str], Path]:
+    """The files the campaign dropped before its injected weak challenger, and their labels."""
+    folder = settings.state_dir / "campaign"
+    rows = (folder / "labels.csv").read_text().splitlines()
+    kept = [r for r in rows[1:] if "weak challenger" not in r]
+    stems = {r.split(",")[0] for r in kept}
+    into.mkdir()
+    for path in folder.rglob("*.csv"):
+        if path.stem in stems:
+            shutil.copy(path, into / path.name)
+    labels = into.parent / "labels.csv"
+    labels.write_text("\n".join([rows[0], *kept]) + "\n")
+    return stems, labels
 
 
 @pytest.mark.slow
-def test_short_campaign_timeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_campaign_timeline_and_its_backtest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "")  # the campaign points it at its own server
     base = Settings(
         state_dir=tmp_path / "state", prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
@@ -43,3 +63,16 @@ def test_short_campaign_timeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     rolled_back = [m for m, stage in stages if stage == "rolled_back"]
     assert rolled_back and rolled_back[-1] != promoted[0], stages
     assert report is not None and report.failed == 0 and report.sent > 20, report
+
+    # The same files, offline: the same verdicts, drift flags, retrainings, gates and rollouts.
+    batches, labels = replayable(settings, tmp_path / "replay" / "files")
+    offline = base.model_copy(update={"state_dir": tmp_path / "user"})
+    offline = offline.model_copy(update={
+        "thresholds": settings.thresholds, "training": settings.training, "rollout": settings.rollout,
+    })  # fmt: skip
+    kept = tmp_path / "backtest-state"
+    run_backtest(offline, labels.parent / "files", tmp_path / "scorecard", labels, "labels", kept)
+    replayed = offline.model_copy(update={
+        "state_dir": kept, "data_dir": kept / "data", "reports_dir": kept / "reports",
+    })  # fmt: skip
+    assert decision_log(replayed) == decision_log(settings, batches)

@@ -10,7 +10,7 @@ import pytest
 from bioprocessml.dataset import BATCH_ID
 from bioprocessml.ingest.versioning import commit_version
 from bioprocessml.settings import Settings
-from bioprocessml.simulation.simulator import simulate
+from bioprocessml.simulation.simulator import SimConfig, simulate
 from tests.conftest import TINY
 
 
@@ -22,10 +22,12 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
-def accept_batches(settings: Settings, n: int, seed: int, start: int = 1) -> str:
+def accept_batches(
+    settings: Settings, n: int, seed: int, start: int = 1, cfg: SimConfig = TINY
+) -> str:
     """Put simulated batches into accepted/ and version them with DVC (as ingest would)."""
     settings.prepare()
-    for frame in simulate(n, "normal", seed=seed, start=start, cfg=TINY):
+    for frame in simulate(n, "normal", seed=seed, start=start, cfg=cfg):
         frame.to_csv(settings.accepted_dir / f"{frame[BATCH_ID].iloc[0]}.csv", index=False)
     return commit_version(settings.data_dir, settings.dvc_remote_path).md5
 
