@@ -18,7 +18,7 @@ from bioprocessml.ingest.catalogue import Catalogue
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from bioprocessml.stack.servers import up
-from models.registry import CHAMPION, MODEL_NAMES, alias_version
+from models.registry import CHALLENGER, CHAMPION, MODEL_NAMES, PREVIOUS, alias_version
 from tests.faults.conftest import cheap_files, entries_for, kill9, put, valid_files
 from tests.stack import flow_runs, prefect_post, wait_until
 
@@ -105,12 +105,14 @@ def test_runner_killed_during_retraining(
 
 
 def assert_registry_complete(stack: Settings) -> None:
-    """Every version has its lineage and its run's metrics; every alias names such a version."""
+    """Every version has its lineage and its run's metrics; every alias names such a version
+    (the gate may leave a task without a champion: none beat the naive forecast)."""
     mlflow.set_tracking_uri(stack.tracking_uri)
     client = MlflowClient()
     for task, name in MODEL_NAMES.items():
         for version in client.search_model_versions(f"name = '{name}'"):
             assert version.tags.get("lineage.data_version"), (name, version.version)
             assert client.get_run(version.tags["run_id"]).data.metrics, (name, version.version)
-        champion = alias_version(task, CHAMPION)  # type: ignore[arg-type]
-        assert champion is not None and champion.tags.get("lineage.data_version")
+        for alias in (CHAMPION, CHALLENGER, PREVIOUS):  # a task may have no champion yet
+            version = alias_version(task, alias)  # type: ignore[arg-type]
+            assert version is None or version.tags.get("lineage.data_version"), (task, alias)
