@@ -111,6 +111,22 @@ class Training(BaseModel):
     )
 
 
+class Runtime(BaseModel):
+    """How flow runs execute and how lost work is found again."""
+
+    executor: Literal["runner", "process"] = Field(
+        "runner",
+        description="runner: one long-lived process runs flows in threads (imports paid once); "
+        "process: a Prefect process worker, a new process per flow run",
+    )
+    concurrency: int = Field(4, ge=1, description="flow runs at once in the runner")
+    poll_seconds: float = Field(1.0, gt=0, description="how often the runner asks for runs")
+    reconcile_seconds: int = Field(60, ge=5, description="interval of the reconcile flow")
+    reconcile_grace_seconds: float = Field(
+        30.0, ge=0, description="an arrival without a live flow run this long is redone"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BIOPROCESSML_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -133,6 +149,7 @@ class Settings(BaseSettings):
     training: Training = Training()
     rollout: Rollout = Rollout()
     serving: Serving = Serving()
+    runtime: Runtime = Runtime()
     experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
     reports_dir: Path = Field(Path("monitoring/reports"), description="drift reports (HTML, JSON)")
 
