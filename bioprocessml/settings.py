@@ -90,7 +90,19 @@ class Serving(BaseModel):
     prediction_log_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite")
     admin_token: SecretStr | None = Field(None, description="bearer token of /admin/*")
     poll_seconds: float = Field(5.0, gt=0, description="how often the service checks aliases")
-    max_rows: int = Field(20_000, ge=1, description="rows accepted in one /predict request")
+    max_rows: int = Field(
+        20_000, ge=1, description="rows of one batch: in a /predict request, or held while followed"
+    )
+    batch_cache: int = Field(256, ge=1, description="running batches held in memory at most")
+    batch_idle_hours: float = Field(
+        6.0, gt=0, description="a running batch idle this long leaves memory (rebuilt on return)"
+    )
+    batch_retention_days: float = Field(
+        30.0, gt=0, description="stored rows of running batches are deleted after this"
+    )
+    log_buffer_rows: int = Field(
+        100_000, ge=1, description="rows waiting for an unavailable database; more are dropped"
+    )
 
     @property
     def url(self) -> str:
