@@ -16,18 +16,18 @@ import secrets
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import bentoml
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from bioprocessml.serving import metrics, rollout
 from bioprocessml.serving.answering import Answerer, Shadow, Unavailable
+from bioprocessml.serving.background import Rounds
 from bioprocessml.serving.batch_state import BatchSummary
 from bioprocessml.serving.batch_store import BatchStore
 from bioprocessml.serving.db import engine_for
@@ -108,7 +108,7 @@ class BioprocessService:
         self.cache = ModelCache()
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
-        self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self.background = Rounds()
         try:
             self.reload()
         except Exception:  # the registry is down: not ready until the poller loads the models
@@ -121,7 +121,7 @@ class BioprocessService:
     @bentoml.on_shutdown
     def write_what_is_left(self) -> None:
         """Shadows finish, then every waiting log row is written (if the database answers)."""
-        self.background.shutdown(wait=True)
+        self.background.close()
         self.writer.close(timeout=10.0)
 
     # --- prediction -----------------------------------------------------------------------
@@ -157,7 +157,7 @@ class BioprocessService:
         except RowsRefused as refused:
             return self._refuse(refused.status, refused.message, refused.body())
         self._run_later(shadows)
-        return response
+        return Response(response.model_dump_json(), media_type="application/json")  # as is
 
     @batches.get("/{batch_id}", response_model=BatchSummary, responses=REFUSALS)
     def batch_status(self, batch_id: str) -> Any:

@@ -84,6 +84,17 @@ class PLSModel:
         return self._predict(view.features[self.task][None, :], np.array([view.elapsed]))
 
     def _predict(self, raw: FloatArray, elapsed: FloatArray) -> Prediction:
-        x = fill_missing(raw, self.fill_)
-        mean = np.asarray(self.model_.predict(x), dtype=float).ravel()
+        mean = pipeline_predict(self.model_, fill_missing(raw, self.fill_))
         return self.calibration_.interval(mean, elapsed)
+
+
+def pipeline_predict(pipeline: Pipeline, x: FloatArray) -> FloatArray:
+    """`pipeline.predict(x).ravel()` without scikit-learn's input checks (~0.35 ms a call, 25
+    times the arithmetic; the service predicts one row per update): the same operations in
+    the same order, so the same numbers."""
+    scaler, pls = pipeline[0], pipeline[1]
+    z = np.array(x, dtype=float)
+    z -= scaler.mean_
+    z /= scaler.scale_
+    z -= pls._x_mean
+    return np.asarray(z @ pls.coef_.T + pls.intercept_, dtype=float).ravel()

@@ -33,6 +33,7 @@ class BatchHistory:
         self.metadata: dict[str, list[str]] = {name: [] for name in self.metadata_names}
         self.origin: pd.Timestamp | None = None
         self.states: dict[FeatureSpec, TabularState] = {}
+        self._views: dict[FeatureSpec, FeatureView] = {}  # for the rows held now
         self.lock = threading.Lock()
         self.touched = time.monotonic()
         self._frame: pd.DataFrame | None = None
@@ -57,11 +58,14 @@ class BatchHistory:
         for fs, state in self.states.items():
             state.extend(rows.time, {n: rows.values[n] for n in _needed(fs)})
         self._frame = None
+        self._views.clear()
         self.touched = time.monotonic()
 
     def view(self, fs: FeatureSpec) -> FeatureView:
         """Features now for a model's feature spec; its state is built from the rows so far the
         first time (O(n) once), then grows with them."""
+        if fs in self._views:
+            return self._views[fs]
         state = self.states.get(fs)
         if state is None:
             state = TabularState(fs)
@@ -69,7 +73,8 @@ class BatchHistory:
             index = {name: i + 1 for i, name in enumerate(self.names)}
             state.extend(held[0], {n: held[index[n]] for n in _needed(fs)})
             self.states[fs] = state
-        return state.view()
+        self._views[fs] = state.view()
+        return self._views[fs]
 
     def frame(self) -> pd.DataFrame:
         """The canonical frame so far (what `/predict` with the whole history would check into)."""

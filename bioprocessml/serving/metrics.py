@@ -61,3 +61,7 @@ BATCH_EVICTIONS = Counter(
     "Running batches that left memory, by reason (idle | full | ended)",
     ["reason"],
 )
+SHADOW_DROPPED = Counter(
+    "bioprocessml_shadow_dropped",
+    "Shadow predictions not made because too many waited (the service was overloaded)",
+)

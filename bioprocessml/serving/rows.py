@@ -10,6 +10,7 @@ so `"7.2"` and `7.2` mean the same and `"abc"` is reported with its row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from bioprocessml.dataset import BATCH_ID, TIME, to_number
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.events import safe_name
 from bioprocessml.spec import DatasetSpec
-from bioprocessml.units import DATETIME, to_canonical
+from bioprocessml.units import DATETIME, get_unit, to_canonical
 from models.base import FloatArray
 
 Cell = float | int | str | None
@@ -74,8 +75,7 @@ def check_rows(
     if missing:
         raise InputError(f"required columns missing: {missing}")
     time, origin = _time(cells[spec.time.column], spec, origin)
-    values = {v.name: _variable(cells, v.column, v.unit, v.canonical_range, spec.csv.decimal)
-              for v in spec.variables}  # fmt: skip
+    values = _variables(cells, spec, len(rows))
     if np.isnan(time).any():
         raise InputError(f"{spec.time.column}: every row needs a time")
     back = np.flatnonzero(np.diff(time) < 0)
@@ -132,26 +132,62 @@ def _time(
     return ((stamps - origin).dt.total_seconds() / 3600.0).to_numpy(dtype=float), origin
 
 
-def _variable(
-    cells: dict[str, list[Cell]], column: str, unit: str, bounds: tuple[float, float] | None,
-    decimal: str,
-) -> FloatArray:  # fmt: skip
-    """One variable in its canonical unit (NaN if not sent), checked: readable, in range."""
-    if column not in cells:
-        return np.full(len(next(iter(cells.values()))), np.nan)
-    values = cells[column]
-    numbers, given = _numbers(values, decimal)
-    _unreadable(column, values, given, numbers)
-    canonical = to_canonical(numbers, unit)
-    if bounds is not None:
-        outside = (canonical < bounds[0]) | (canonical > bounds[1])
-        if outside.any():
-            row = int(np.flatnonzero(outside)[0])
-            raise InputError(
-                f"{column}: {int(outside.sum())} value(s) outside the plausible range of "
-                f"the dataset spec, e.g. row {row}: {_as_text(values[row])}"
-            )
-    return canonical
+@dataclass(frozen=True)
+class _Columns:
+    """A spec's variables as arrays (column names, canonical units, plausible ranges)."""
+
+    spec: DatasetSpec
+    scale: FloatArray
+    offset: FloatArray
+    low: FloatArray
+    high: FloatArray
+
+
+_COLUMNS: dict[int, _Columns] = {}
+
+
+def _columns_of(spec: DatasetSpec) -> _Columns:
+    found = _COLUMNS.get(id(spec))
+    if found is None or found.spec is not spec:
+        units = [get_unit(v.unit) for v in spec.variables]
+        ranges = [v.canonical_range or (np.nan, np.nan) for v in spec.variables]
+        found = _Columns(
+            spec, np.array([u.scale for u in units]), np.array([u.offset for u in units]),
+            np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges]),
+        )  # fmt: skip
+        _COLUMNS[id(spec)] = found
+    return found
+
+
+def _variables(cells: dict[str, list[Cell]], spec: DatasetSpec, n: int) -> dict[str, FloatArray]:
+    """Every variable in its canonical unit (NaN where not sent), all sent ones at once as one
+    (variables x rows) array; the first column in spec order with an unreadable or implausible
+    value is reported."""
+    index = [i for i, v in enumerate(spec.variables) if v.column in cells]
+    sent = [spec.variables[i] for i in index]
+    columns = [cells[v.column] for v in sent]
+    if set(map(type, chain.from_iterable(columns))) <= NUMBERS:
+        numbers = np.array(columns, dtype=float).reshape(len(sent), n)  # None → NaN
+        given = ~np.isnan(numbers)
+    else:  # text somewhere: parsed column by column as a file's columns are
+        parsed = [_numbers(c, spec.csv.decimal) for c in columns]
+        numbers = np.array([p[0] for p in parsed]).reshape(len(sent), n)
+        given = np.array([p[1] for p in parsed]).reshape(len(sent), n)
+    arrays = _columns_of(spec)
+    canonical = numbers * arrays.scale[index, None] + arrays.offset[index, None]
+    unreadable = given & ~np.isfinite(numbers)
+    outside = (canonical < arrays.low[index, None]) | (canonical > arrays.high[index, None])
+    wrong = np.flatnonzero(unreadable.any(axis=1) | outside.any(axis=1))
+    if len(wrong):
+        i = int(wrong[0])
+        _unreadable(sent[i].column, columns[i], given[i], numbers[i])
+        row = int(np.flatnonzero(outside[i])[0])
+        raise InputError(
+            f"{sent[i].column}: {int(outside[i].sum())} value(s) outside the plausible range "
+            f"of the dataset spec, e.g. row {row}: {_as_text(columns[i][row])}"
+        )
+    out = dict(zip((v.name for v in sent), canonical, strict=True))
+    return {v.name: out[v.name] if v.name in out else np.full(n, np.nan) for v in spec.variables}
 
 
 def _text(values: list[Cell] | None, n: int) -> list[str]:

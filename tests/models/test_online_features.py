@@ -17,11 +17,11 @@ from bioprocessml.simulation.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
 from models.anchored import AssayAnchoredModel
 from models.base import TASKS, Prediction
-from models.features import FeatureSpec, make_samples, tabular_features
+from models.features import FeatureSpec, feature_matrix, make_samples, tabular_features
 from models.gp import GPModel
 from models.hybrid import HybridModel
 from models.online import TabularState, answers_online
-from models.pls import PLSModel
+from models.pls import PLSModel, pipeline_predict
 from tests.devset import dev_files
 
 pytestmark = pytest.mark.unit
@@ -125,3 +125,14 @@ def test_a_view_is_not_changed_by_later_rows(
     for task in TASKS:
         assert np.array_equal(first.features[task], again.features[task], equal_nan=True)
         assert not np.array_equal(first.features[task], second.features[task], equal_nan=True)
+
+
+def test_pls_predicts_as_its_scikit_learn_pipeline_does(
+    training_batches: list[pd.DataFrame], spec: DatasetSpec
+) -> None:
+    fs = FeatureSpec.from_spec(spec)
+    samples = make_samples(training_batches, fs, "harvest")
+    model = PLSModel("harvest", fs).fit(samples)
+    x = feature_matrix(samples.histories, fs, "harvest", fill=model.fill_)
+    assert np.array_equal(pipeline_predict(model.model_, x), model.model_.predict(x).ravel())
+    assert np.array_equal(pipeline_predict(model.model_, x[3:4]), model.model_.predict(x[3:4]))
