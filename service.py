@@ -1,5 +1,7 @@
 """BentoML prediction service: titer now and at harvest, each with a 95 % interval, from the
-models the MLflow registry's aliases and the active rollouts name.
+models the MLflow registry's aliases and the active rollouts name. `/predict` takes a batch's
+whole history; `/batches/{batch_id}/rows` follows a running batch, a client sending only its
+new rows (`bioprocessml/serving/incremental.py`).
 
 During a rollout the other model of each task predicts in the background after the answer is
 sent (shadow), and a stable share of batches gets the challenger's answer (canary): see
@@ -14,17 +16,20 @@ import secrets
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import bentoml
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from bioprocessml.serving import metrics, rollout
-from bioprocessml.serving.answering import Answerer, Unavailable
+from bioprocessml.serving.answering import Answerer, Shadow, Unavailable
+from bioprocessml.serving.background import Rounds
+from bioprocessml.serving.batch_state import BatchSummary
+from bioprocessml.serving.batch_store import BatchStore
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.deployed import (
     Deployment,
@@ -32,6 +37,15 @@ from bioprocessml.serving.deployed import (
     build_deployment,
     wanted_now,
 )
+from bioprocessml.serving.incremental import (
+    RowsRefused,
+    RowsRequest,
+    RowsResponse,
+    add_rows,
+    batch_summary,
+    check_batch_id,
+)
+from bioprocessml.serving.log_writer import LogWriter
 from bioprocessml.serving.request import (
     Cell,
     InputError,
@@ -46,7 +60,27 @@ from models.base import Task
 
 log = logging.getLogger("bioprocessml.service")
 admin = FastAPI(title="BioProcessML admin", description="Bearer token: serving.admin_token")
+batches = FastAPI(
+    title="BioProcessML running batches",
+    description="Follow a running batch: send only its new rows, get both titers back.",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "rows do not continue the batch held (body: `error`, `rows`, `time_h`)"},
+    422: {"description": "rows the dataset spec refuses (body: `error`, `rows`, `time_h`)"},
+    503: {"description": "no model can answer now; rows kept (body: `error`, `rows`, `time_h`)"},
+}
+
+
+async def say_what_is_invalid(_request: Any, exc: Exception) -> JSONResponse:
+    """A malformed body or path: 422 with one readable message, as every other refusal."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    return JSONResponse({"error": text or str(exc)}, status_code=422)
+
+
+for _app in (admin, batches):
+    _app.add_exception_handler(RequestValidationError, say_what_is_invalid)
 
 
 class StageChange(BaseModel):
@@ -57,6 +91,7 @@ class StageChange(BaseModel):
 
 @bentoml.service(name="bioprocessml", workers=1, traffic={"timeout": 60})
 @bentoml.asgi_app(admin, path="/admin")
+@bentoml.asgi_app(batches, path="/batches")
 class BioprocessService:
     def __init__(self) -> None:
         import torch
@@ -66,16 +101,28 @@ class BioprocessService:
         self.settings = Settings()
         self.spec = load_spec(self.settings.spec_path)
         self.engine = engine_for(self.settings.prediction_log_url)
-        self.answerer = Answerer(self.settings, self.spec, self.engine, self.reload)
+        serving = self.settings.serving
+        self.writer = LogWriter(self.engine, serving.log_buffer_rows)
+        self.answerer = Answerer(self.settings, self.spec, self.engine, self.reload, self.writer)
+        self.store = BatchStore(self.spec, serving, self.engine, self.writer)
         self.cache = ModelCache()
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
-        self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
-        self.reload()
+        self.background = Rounds()
+        try:
+            self.reload()
+        except Exception:  # the registry is down: not ready until the poller loads the models
+            log.exception("loading the models failed; retrying every %s s", serving.poll_seconds)
         threading.Thread(target=self._follow_registry, name="registry", daemon=True).start()
 
     def __is_ready__(self) -> bool:
         return self.deployment.ready
+
+    @bentoml.on_shutdown
+    def write_what_is_left(self) -> None:
+        """Shadows finish, then every waiting log row is written (if the database answers)."""
+        self.background.close()
+        self.writer.close(timeout=10.0)
 
     # --- prediction -----------------------------------------------------------------------
     @bentoml.api
@@ -93,14 +140,53 @@ class BioprocessService:
             return self._refuse(503, str(exc))
         except RuntimeError as exc:
             return self._refuse(500, str(exc))
-        for shadow in shadows:  # only once every answer is ready: they never delay it
-            self.background.submit(shadow)
+        self._run_later(shadows)
         return response
 
-    def _refuse(self, status: int, message: str) -> Any:
+    @batches.post("/{batch_id}/rows", response_model=RowsResponse, responses=REFUSALS)
+    def add_batch_rows(self, batch_id: str, request: RowsRequest) -> Any:
+        """Titer now and at harvest after the new rows of a running batch: send `first_row`
+        (0, then the previous answer's `rows`) and only the rows since the last call. The
+        answer equals `/predict`'s with the whole history; 409 says where to continue."""
+        serving = self.settings.serving
+        try:
+            response, shadows = add_rows(
+                self.store, self.answerer, self.deployment, self.spec, serving.max_rows,
+                batch_id, request,
+            )  # fmt: skip
+        except RowsRefused as refused:
+            return self._refuse(refused.status, refused.message, refused.body())
+        self._run_later(shadows)
+        return Response(response.model_dump_json(), media_type="application/json")  # as is
+
+    @batches.get("/{batch_id}", response_model=BatchSummary, responses=REFUSALS)
+    def batch_status(self, batch_id: str) -> Any:
+        """What the service holds of a running batch: a client continues from `rows`."""
+        try:
+            return batch_summary(self.store, batch_id)
+        except RowsRefused as refused:
+            return self._refuse(refused.status, refused.message, refused.body())
+
+    @batches.delete("/{batch_id}", response_model=BatchSummary, responses=REFUSALS)
+    def end_batch(self, batch_id: str) -> Any:
+        """The batch is over: the service forgets its rows (in memory and stored)."""
+        try:
+            check_batch_id(batch_id)
+            return BatchSummary(batch_id=batch_id, rows=self.store.forget(batch_id), time_h=None)
+        except RowsRefused as refused:
+            return self._refuse(refused.status, refused.message, refused.body())
+        except Exception as exc:  # the database cannot delete now: nothing is forgotten half
+            log.exception("ending batch %s failed", batch_id)
+            return self._refuse(503, f"the batch's stored rows cannot be deleted now: {exc}")
+
+    def _run_later(self, shadows: list[Shadow]) -> None:
+        for shadow in shadows:  # only once every answer is ready: they never delay it
+            self.background.submit(shadow)
+
+    def _refuse(self, status: int, message: str, body: dict[str, Any] | None = None) -> Any:
         """An error answer with its reason (BentoML passes a Response through as it is)."""
         metrics.REJECTED.labels(str(status)).inc()
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse(body or {"error": message}, status_code=status)
 
     # --- model switching ------------------------------------------------------------------
     def reload(self) -> dict[str, Any]:
@@ -129,7 +215,9 @@ class BioprocessService:
         }
 
     def _follow_registry(self) -> None:
-        """Poll the aliases and rollouts, so a change made anywhere reaches this service."""
+        """Poll the aliases and rollouts, so a change made anywhere reaches this service; once
+        an hour, delete stored rows of batches long finished."""
+        purged = -3600.0
         while True:
             time.sleep(self.settings.serving.poll_seconds)
             try:
@@ -137,6 +225,12 @@ class BioprocessService:
                     self.reload()
             except Exception:
                 log.exception("checking the registry failed; trying again")
+            if time.monotonic() - purged > 3600:
+                try:
+                    self.store.purge()
+                    purged = time.monotonic()
+                except Exception:
+                    log.exception("deleting old stored batch rows failed; trying again")
 
     # --- admin ----------------------------------------------------------------------------
     def _require_admin(self, creds: HTTPAuthorizationCredentials | None) -> None:

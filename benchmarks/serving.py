@@ -1,19 +1,22 @@
-"""Serving benchmark: /predict latency and throughput over HTTP against a real `bentoml serve`,
-the same model calls in process, and the overhead of shadowing a challenger, in one run.
+"""Serving benchmark, in one run against a real `bentoml serve` on a free port:
 
-    .venv/bin/python benchmarks/serving.py [--requests 200] [--clients 4] [--seconds 10]
+- whole history (`--part whole`): /predict latency and throughput over HTTP, the same model
+  calls in process, and the overhead of shadowing a challenger. PLS champions of both tasks on
+  8 small simulated batches; one batch's first 24 h (~145 rows) per request.
+  → benchmarks/results/serving.json
+- incremental (`--part follow`, `benchmarks/serving_follow.py`): clients follow IndPenSim dev
+  batches row by row through POST /batches/{id}/rows at 1, 4 and 16 batches at once, without
+  and with shadow; the same updates in process; each candidate's cost at 50 and 1150 rows.
+  → benchmarks/results/serving_follow.json
 
-Trains PLS champions for both tasks on 8 small simulated batches in a temporary state folder,
-starts the service on a free port, and sends one batch's first 24 h (~145 rows) per request.
-Writes benchmarks/results/serving.json and prints a table.
+    .venv/bin/python benchmarks/serving.py [--part all|whole|follow] [--dev DIR] [--rows 1150]
+        [--concurrency 1 4 16] [--no-candidates] [--requests 200] [--clients 4] [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import secrets
 import tempfile
 import threading
@@ -25,31 +28,32 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from serving_follow import default_dev, print_follow, run_follow
+from serving_setup import (
+    machine,
+    register_model,
+    server_env,
+    server_log_problems,
+    service_log,
+    start_ready_service,
+)
 from sqlalchemy import func, select
 
-from bioprocessml.dataset import TIME, to_spec_frame
 from bioprocessml.serving import rollout
 from bioprocessml.serving.db import engine_for, predictions
 from bioprocessml.serving.prediction_log import LoggedPrediction, record
-from bioprocessml.serving.request import request_frame
-from bioprocessml.settings import PROJECT_ROOT, Settings, disable_telemetry
+from bioprocessml.serving.request import request_frame, request_rows
+from bioprocessml.settings import Settings, disable_telemetry
 from bioprocessml.simulation.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
-from bioprocessml.stack.servers import BIN, down, free_port, start_process, wait_http
+from bioprocessml.stack.servers import down
 from models.base import TASKS, Task
 from models.features import FeatureSpec, make_samples
 from models.pls import PLSModel
-from models.registry import (
-    CHAMPION,
-    MODEL_NAMES,
-    Lineage,
-    configure,
-    log_candidate,
-    register,
-    set_alias,
-)
+from models.registry import CHAMPION, MODEL_NAMES, configure, set_alias
 
 RESULTS = Path(__file__).parent / "results" / "serving.json"
+FOLLOW = Path(__file__).parent / "results" / "serving_follow.json"
 SMALL = SimConfig(duration_h=48.0, online_interval_min=10.0)  # as the tests' TINY batches
 HISTORY_H = 24.0
 BATCH_ID = "N101"
@@ -79,39 +83,6 @@ def timed(call: Callable[[], Any], n: int, warmup: int = 10) -> list[float]:
 
 
 # --- set-up ------------------------------------------------------------------------------------
-def register_model(settings: Settings, model: PLSModel, example: pd.DataFrame) -> str:
-    """Log and register a model as training would; returns its version."""
-    experiment = configure(settings)
-    lineage = Lineage(
-        data_version="benchmark", git_commit="benchmark", spec_sha256="0" * 64,
-        train_batches=["N001"], holdout_batches=[],
-    )  # fmt: skip
-    run_id, uri = log_candidate(model, {"rmse": 0.1}, lineage, example, [], experiment)
-    return register(uri, model.task, lineage, run_id)
-
-
-def request_rows(batch: pd.DataFrame, spec: DatasetSpec, upto_h: float) -> list[dict[str, Any]]:
-    """The batch's rows up to a time, as a client sends them: the spec's columns and units."""
-    part = to_spec_frame(batch[batch[TIME] <= upto_h], spec)
-    return [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()}
-        for row in part.to_dict(orient="records")
-    ]
-
-
-def server_env(root: Path, token: str) -> Settings:
-    """The service reads its settings from the environment; the subprocess inherits them."""
-    os.environ.update(
-        BIOPROCESSML_STATE_DIR=str(root / "state"),
-        BIOPROCESSML_DATA_DIR=str(root / "data"),
-        BIOPROCESSML_SERVING__ADMIN_TOKEN=token,
-        BIOPROCESSML_SERVING__PORT=str(free_port()),
-        BIOPROCESSML_SERVING__POLL_SECONDS="600",  # switches only through /admin/reload
-        BENTOML_HOME=str(root / "bentoml"),
-    )
-    return Settings().prepare()
-
-
 # --- in process --------------------------------------------------------------------------------
 def bench_in_process(
     settings: Settings, versions: dict[Task, str], rows: list[dict[str, Any]], spec: DatasetSpec,
@@ -239,14 +210,6 @@ def wait_for_shadow(settings: Settings, expected: int, timeout: float = 60) -> f
     return time.perf_counter() - start
 
 
-def server_log_problems(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    words = ("Traceback", "ERROR", "Exception", "CRITICAL")
-    lines = path.read_text(errors="replace").splitlines()
-    return [line for line in lines if any(word in line for word in words)]
-
-
 # --- the run -----------------------------------------------------------------------------------
 def run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     token = secrets.token_hex(16)
@@ -269,11 +232,7 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     rows = request_rows(live, spec, HISTORY_H)
     body = {"batch_id": BATCH_ID, "rows": rows}
     results: dict[str, Any] = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "config": {
             "model": "pls, both tasks",
             "history_h": HISTORY_H,
@@ -291,13 +250,9 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     print("in process done", flush=True)
 
     url = settings.serving.url
-    log_file = settings.state_dir / "logs" / "bentoml.log"
-    command = [str(BIN / "bentoml"), "serve", "service:BioprocessService"]
-    command += ["--host", settings.serving.host, "--port", str(settings.serving.port)]
     start = time.perf_counter()
-    proc = start_process(settings, "bentoml", command, PROJECT_ROOT)
     try:
-        wait_http(f"{url}/readyz", proc, 120, "BentoML service")
+        start_ready_service(settings)
         results["server_startup_seconds"] = time.perf_counter() - start
         print(f"service ready in {results['server_startup_seconds']:.1f} s", flush=True)
 
@@ -349,7 +304,7 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         print("HTTP with shadow done", flush=True)
     finally:
         down(settings)
-    problems = server_log_problems(log_file)
+    problems = server_log_problems(service_log(settings))
     results["server_log"] = {"problem_lines": len(problems), "first": problems[:10]}
     inproc = results["in_process"]["request_frame_plus_models"]
     http = results["http"]["sequential"]
@@ -400,22 +355,32 @@ def print_table(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--part", choices=["all", "whole", "follow"], default="all")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput window")
-    parser.add_argument("--keep", type=Path, help="keep the state folder here (server log)")
+    parser.add_argument("--dev", type=Path, default=default_dev(), help="IndPenSim dev set")
+    parser.add_argument("--rows", type=int, default=1150, help="rows followed per batch")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--no-candidates", dest="candidates", action="store_false",
+                        help="skip timing each candidate kind (trains five soft sensors)")  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="keep the state folders here (server logs)")
     args = parser.parse_args()
     disable_telemetry()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        results = run(args.keep.resolve(), args)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            results = run(Path(tmp), args)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
-    print_table(results)
-    print(f"written to {RESULTS}")
+    parts = [("whole", run, RESULTS, print_table), ("follow", run_follow, FOLLOW, print_follow)]
+    for name, runner, path, show in parts:
+        if args.part not in ("all", name):
+            continue
+        if args.keep:
+            (args.keep / name).mkdir(parents=True, exist_ok=True)
+            results = runner((args.keep / name).resolve(), args)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                results = runner(Path(tmp), args)
+        path.write_text(json.dumps(results, indent=2))
+        show(results)
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":

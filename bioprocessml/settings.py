@@ -10,11 +10,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = PROJECT_ROOT / "data" / "datasets" / "fedbatch.yaml"
+BASE_CANDIDATES = ("pls", "gp", "lstm", "hybrid")
+ASSAYS_SUFFIX = "+assays"  # a soft sensor corrected by the batch's own assays (models.anchored)
 
 # Each tool's own switch, checked in its code at the pinned versions (see ../shared/NOTES.md).
 TELEMETRY_OFF = {
@@ -88,7 +90,19 @@ class Serving(BaseModel):
     prediction_log_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite")
     admin_token: SecretStr | None = Field(None, description="bearer token of /admin/*")
     poll_seconds: float = Field(5.0, gt=0, description="how often the service checks aliases")
-    max_rows: int = Field(20_000, ge=1, description="rows accepted in one /predict request")
+    max_rows: int = Field(
+        20_000, ge=1, description="rows of one batch: in a /predict request, or held while followed"
+    )
+    batch_cache: int = Field(256, ge=1, description="running batches held in memory at most")
+    batch_idle_hours: float = Field(
+        6.0, gt=0, description="a running batch idle this long leaves memory (rebuilt on return)"
+    )
+    batch_retention_days: float = Field(
+        30.0, gt=0, description="stored rows of running batches are deleted after this"
+    )
+    log_buffer_rows: int = Field(
+        100_000, ge=1, description="rows waiting for an unavailable database; more are dropped"
+    )
 
     @property
     def url(self) -> str:
@@ -98,7 +112,25 @@ class Serving(BaseModel):
 class Training(BaseModel):
     """Retraining: which candidates, how batches are held out, how tasks run."""
 
-    candidates: list[Literal["pls", "gp", "lstm"]] = ["pls", "gp", "lstm"]
+    candidates: list[str] = Field(
+        ["pls", "gp", "lstm"],
+        description="pls, gp, lstm, hybrid; '<name>+assays' (soft sensor only) is that candidate "
+        "corrected by the batch's own titer assays",
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n.removesuffix(ASSAYS_SUFFIX) not in BASE_CANDIDATES]
+        if unknown:
+            raise ValueError(
+                f"unknown candidates {unknown}: use {', '.join(BASE_CANDIDATES)}, or one of "
+                f"them with '{ASSAYS_SUFFIX}' for the soft sensor (e.g. 'pls{ASSAYS_SUFFIX}')"
+            )
+        if len(set(names)) < len(names) or not names:
+            raise ValueError(f"name each candidate once, at least one: got {names}")
+        return names
+
     holdout_fraction: float = Field(0.33, gt=0, lt=1, description="share of batches held out")
     holdout: Literal["spread", "newest"] = Field(
         "spread", description="held-out batches spread over arrival order, or the newest"

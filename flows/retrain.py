@@ -8,6 +8,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from bioprocessml.settings import Settings
 from models.base import TASKS, Task
 from models.retraining import GateOutcome, LoggedCandidate, close_parent_run, open_parent_run
+from models.training import candidates_for
 from tasks.train import gate_and_register, prepare_split, train_and_log
 
 
@@ -46,7 +47,7 @@ def retrain_batches(
     futures = {
         (task, name): train_and_log.submit(name, task, split, parent)
         for task in chosen
-        for name in settings.training.candidates
+        for name in candidates_for(task, settings)
     }
     # --- offline gate per task ---
     outcomes = []

@@ -22,6 +22,7 @@ import pandas as pd
 from bioprocessml.dataset import TIME
 from models.base import FloatArray, Prediction, Samples, Task
 from models.calibration import IntervalCalibration, elapsed_hours
+from models.online import FeatureView
 
 ONLINE, ASSAYS = "online", "assays"
 MIN_EXPONENT, MAX_EXPONENT = 0.5, 1.0
@@ -114,6 +115,21 @@ class AssayAnchoredModel:
             for i in anchored:
                 modes[i] = ASSAYS
         return Prediction(mean, lower, upper, tuple(modes))
+
+    def predict_online(self, view: FeatureView) -> Prediction:
+        """The same answer as `predict` of the history the view was made of (the base must
+        predict from views too, `answers_online`)."""
+        online = self.base.predict_online(view)
+        cut = view.at_assay
+        if cut is None:
+            return Prediction(online.mean, online.lower, online.upper, (ONLINE,))
+        at_lab = self.base.predict_online(cut).mean
+        age = np.array([view.time]) - np.array([cut.time])
+        fixed = self.calibration_.interval(
+            online.mean + np.array([cut.target]) - at_lab, np.array([view.elapsed]),
+            relative=self._relative(age),
+        )  # fmt: skip
+        return Prediction(fixed.mean, fixed.lower, fixed.upper, (ASSAYS,))
 
 
 def _newest_assay(history: pd.DataFrame, target: str) -> int | None:

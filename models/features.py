@@ -96,11 +96,16 @@ def feature_matrix(
 ) -> FloatArray:
     """Stacked feature vectors. A missing value is filled with `fill` (the training means a
     fitted model keeps) or, when fitting (`fill` None), with this matrix's column means."""
-    matrix = np.vstack([tabular_features(h, fs, task) for h in histories])
+    return fill_missing(np.vstack([tabular_features(h, fs, task) for h in histories]), fill)
+
+
+def fill_missing(matrix: FloatArray, fill: FloatArray | None) -> FloatArray:
+    """`matrix` with its missing values filled as `feature_matrix` says (a copy if any is)."""
     missing = np.isnan(matrix)
     if missing.any():
         values = fill if fill is not None else np.nan_to_num(np.nanmean(matrix, axis=0))
         rows, cols = np.nonzero(missing)
+        matrix = matrix.copy()
         matrix[rows, cols] = values[cols]
     return matrix
 

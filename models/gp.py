@@ -28,7 +28,7 @@ from sklearn.model_selection import GroupKFold
 
 from models.base import FloatArray, Prediction, Samples, Task
 from models.calibration import IntervalCalibration
-from models.features import FeatureSpec, feature_matrix
+from models.features import FeatureSpec, feature_matrix, fill_missing, tabular_features
 from models.gp_core import (
     INDUCING,
     ROW_STATE,
@@ -39,6 +39,7 @@ from models.gp_core import (
     _train_exact,
     _train_variational,
 )
+from models.online import FeatureView
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,17 @@ class GPModel:
         """Titer-like targets: mean and lower bound never below zero."""
         if not histories:
             return Prediction.gaussian(np.zeros(0), np.zeros(0))
-        inputs = self._inputs(histories)[0]
+        return self._predict(np.vstack([tabular_features(h, self.features, self.task)
+                                        for h in histories]))  # fmt: skip
+
+    def predict_online(self, view: FeatureView) -> Prediction:
+        """The same answer as `predict` of the history the view was made of."""
+        return self._predict(view.features[self.task][None, :])
+
+    def _predict(self, raw: FloatArray) -> Prediction:
+        names = self.features.names(self.task)
+        matrix = fill_missing(raw, self.fill_)
+        inputs = state_features(matrix, names, VOLUME in self.features.online)[0]
         return self.predict_matrix(inputs, inputs[:, 0], lower_bound=0.0)
 
     def fit_matrix(

@@ -19,7 +19,8 @@ from sklearn.preprocessing import StandardScaler
 
 from models.base import FloatArray, Prediction, Samples, Task
 from models.calibration import IntervalCalibration, elapsed_hours
-from models.features import FeatureSpec, feature_matrix
+from models.features import FeatureSpec, feature_matrix, fill_missing, tabular_features
+from models.online import FeatureView
 
 
 def _pipeline(components: int) -> Pipeline:
@@ -75,6 +76,25 @@ class PLSModel:
         return self
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
-        x = feature_matrix(histories, self.features, self.task, fill=self.fill_)
-        mean = np.asarray(self.model_.predict(x), dtype=float).ravel()
-        return self.calibration_.interval(mean, elapsed_hours(histories))
+        raw = np.vstack([tabular_features(h, self.features, self.task) for h in histories])
+        return self._predict(raw, elapsed_hours(histories))
+
+    def predict_online(self, view: FeatureView) -> Prediction:
+        """The same answer as `predict` of the history the view was made of."""
+        return self._predict(view.features[self.task][None, :], np.array([view.elapsed]))
+
+    def _predict(self, raw: FloatArray, elapsed: FloatArray) -> Prediction:
+        mean = pipeline_predict(self.model_, fill_missing(raw, self.fill_))
+        return self.calibration_.interval(mean, elapsed)
+
+
+def pipeline_predict(pipeline: Pipeline, x: FloatArray) -> FloatArray:
+    """`pipeline.predict(x).ravel()` without scikit-learn's input checks (~0.35 ms a call, 25
+    times the arithmetic; the service predicts one row per update): the same operations in
+    the same order, so the same numbers."""
+    scaler, pls = pipeline[0], pipeline[1]
+    z = np.array(x, dtype=float)
+    z -= scaler.mean_
+    z /= scaler.scale_
+    z -= pls._x_mean
+    return np.asarray(z @ pls.coef_.T + pls.intercept_, dtype=float).ravel()

@@ -35,7 +35,14 @@ from models.registry import (
     register,
     set_alias,
 )
-from models.training import Split, example_input, score_alias, split_data, train_candidate
+from models.training import (
+    Split,
+    candidates_for,
+    example_input,
+    score_alias,
+    split_data,
+    train_candidate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +203,7 @@ def retrain(
     outcomes = []
     for task in tasks:
         logged = []
-        for name in settings.training.candidates:
+        for name in candidates_for(task, settings):
             try:
                 logged.append(train_and_log(name, task, split, settings, parent))
             except Exception:

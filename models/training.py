@@ -12,7 +12,7 @@ import pandas as pd
 
 from bioprocessml.dataset import BATCH_ID
 from bioprocessml.ingest.accepted import TrainingData
-from bioprocessml.settings import Settings
+from bioprocessml.settings import ASSAYS_SUFFIX, Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Candidate, Prediction, Samples, Task
 from models.evaluate import score, split_batches
@@ -22,15 +22,22 @@ from models.plots import plot_parity, plot_trajectories
 from models.registry import Lineage, alias_version, git_commit, load_alias
 
 
+def candidates_for(task: Task, settings: Settings) -> list[str]:
+    """The configured candidates that apply to a task: `+assays` ones correct a soft sensor by
+    the batch's titer assays, so the harvest forecast skips them."""
+    names = settings.training.candidates
+    return [n for n in names if task == "soft_sensor" or not n.endswith(ASSAYS_SUFFIX)]
+
+
 def build_candidate(name: str, task: Task, features: FeatureSpec, settings: Settings) -> Candidate:
     """`pls`, `gp`, `lstm`, `hybrid`; a soft sensor name with `+assays` (e.g. `gp+assays`) is
     that candidate corrected by the batch's own titer assays (`models.anchored`)."""
     seed = settings.training.seed
-    if name.endswith("+assays"):
+    if name.endswith(ASSAYS_SUFFIX):
         from models.anchored import AssayAnchoredModel
 
         return AssayAnchoredModel(
-            build_candidate(name.removesuffix("+assays"), task, features, settings)
+            build_candidate(name.removesuffix(ASSAYS_SUFFIX), task, features, settings)
         )
     if name == "pls":
         from models.pls import PLSModel

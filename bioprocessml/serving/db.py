@@ -1,4 +1,5 @@
-"""The serving database: every prediction the service made and the state of each rollout.
+"""The serving database: every prediction the service made, the state of each rollout and
+the rows of the batches followed through the incremental API.
 
 One SQLAlchemy URL (SQLite in the state folder by default) shared by the service, the rollout
 flow and the CLI, which run in different processes; SQLite runs in WAL mode with a busy timeout
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -90,6 +92,21 @@ rollout_transitions = Table(
     Column("reason", Text, nullable=False),
     Column("batch_id", String(128)),
     Column("at", DateTime(), nullable=False),
+)
+
+
+batch_rows = Table(
+    "batch_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(128), nullable=False, index=True),
+    Column("first_row", Integer, nullable=False, doc="position of the block's first row"),
+    Column("rows", Integer, nullable=False),
+    Column("spec_sha256", String(64), nullable=False, doc="the columns are this spec's"),
+    Column("numbers", LargeBinary, nullable=False, doc="float64, (1 + variables) × rows"),
+    Column("metadata", Text, nullable=False, doc="JSON: each metadata column's texts"),
+    Column("origin", String(64), doc="first time stamp, when the spec's time is a date-time"),
+    Column("created_at", DateTime(), nullable=False, index=True),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -16,6 +17,7 @@ from bioprocessml.serving.rollout_decision import Stage
 from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
 from models.base import TASKS, Task
+from models.online import answers_online
 from models.registry import CHAMPION, GATE_TAG, MODEL_NAMES, alias_version, configure
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class Slot:
     task: Task
     version: str
     model: PyFuncModel
+    online: Any = None  # the candidate, when it answers from a feature view (models.online)
 
     @property
     def name(self) -> str:
@@ -93,11 +96,20 @@ def no_champion_reason(task: Task) -> str:
     return f"no {task} champion: the last retraining's gate said: {gate}"
 
 
+def online_candidate(model: PyFuncModel) -> Any:
+    """The candidate inside a pyfunc model if it answers from a feature view, else None."""
+    try:
+        candidate = getattr(model.unwrap_python_model(), "candidate", None)
+    except Exception:  # not a python model (another flavour): answered from the rows
+        return None
+    return candidate if answers_online(candidate) else None
+
+
 class ModelCache:
     """Loaded pyfunc models by (task, version); a promoted challenger is not loaded twice."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Task, str], PyFuncModel] = {}
+        self._models: dict[tuple[Task, str], tuple[PyFuncModel, Any]] = {}
 
     def slot(self, task: Task, version: str | None) -> Slot | None:
         if version is None:
@@ -107,8 +119,10 @@ class ModelCache:
             import mlflow.pyfunc
 
             log.info("loading %s version %s", MODEL_NAMES[task], version)
-            self._models[key] = mlflow.pyfunc.load_model(f"models:/{MODEL_NAMES[task]}/{version}")
-        return Slot(task, version, self._models[key])
+            model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAMES[task]}/{version}")
+            self._models[key] = (model, online_candidate(model))
+        model, online = self._models[key]
+        return Slot(task, version, model, online)
 
     def keep_only(self, deployment: Deployment) -> None:
         live = {

@@ -33,3 +33,35 @@ STAGE = Gauge(
     ["task", "stage"],
     multiprocess_mode="livemax",
 )
+LOG_WAITING = Gauge(
+    "bioprocessml_log_rows_waiting",
+    "Prediction-log and batch rows waiting to be written to the serving database",
+    multiprocess_mode="livesum",
+)
+LOG_LOST = Counter(
+    "bioprocessml_log_rows_lost",
+    "Rows dropped because too many waited for an unavailable serving database, by table",
+    ["table"],
+)
+LOG_FAILURES = Counter(
+    "bioprocessml_log_write_failures",
+    "Failed attempts to write waiting rows to the serving database (retried)",
+)
+BATCHES_HELD = Gauge(
+    "bioprocessml_running_batches",
+    "Running batches whose rows the service holds in memory (incremental API)",
+    multiprocess_mode="livesum",
+)
+BATCH_REBUILDS = Counter(
+    "bioprocessml_batch_rebuilds",
+    "Running batches rebuilt into memory from their stored rows (after a restart or eviction)",
+)
+BATCH_EVICTIONS = Counter(
+    "bioprocessml_batch_evictions",
+    "Running batches that left memory, by reason (idle | full | ended)",
+    ["reason"],
+)
+SHADOW_DROPPED = Counter(
+    "bioprocessml_shadow_dropped",
+    "Shadow predictions not made because too many waited (the service was overloaded)",
+)

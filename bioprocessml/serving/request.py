@@ -6,21 +6,15 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from bioprocessml.dataset import TIME, canonical_frame, to_spec_frame
-from bioprocessml.errors import BatchLoadError, BioprocessMLError
-from bioprocessml.events import safe_name
+from bioprocessml.dataset import TIME, to_spec_frame
+from bioprocessml.serving.rows import Cell, InputError, check_rows
 from bioprocessml.spec import DatasetSpec
 
 Route = Literal["champion", "canary"]
-Cell = float | int | str | None
-
-
-class InputError(BioprocessMLError):
-    """A /predict request the dataset spec rejects (answered with 422 and this message)."""
+__all__ = ["Cell", "InputError", "PredictResponse", "TaskAnswer", "request_frame", "route_for"]
 
 
 class TaskAnswer(BaseModel):
@@ -31,6 +25,11 @@ class TaskAnswer(BaseModel):
     model: str = Field(description="registered model name")
     version: str
     route: Route = Field(description="champion, or canary when this batch gets the challenger")
+    mode: str | None = Field(
+        None,
+        description="for a model with modes, which answered: 'assays' (corrected by this "
+        "batch's titer assays) or 'online' (online signals only); null otherwise",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -59,55 +58,8 @@ def request_frame(
     batch_id: str, rows: list[dict[str, Cell]], spec: DatasetSpec, max_rows: int
 ) -> pd.DataFrame:
     """The batch so far as a canonical frame (the models' input), or InputError saying what is
-    wrong: unknown or missing columns, text where a number belongs, time going backwards, or a
-    value outside the spec's plausible range."""
-    if safe_name(batch_id) != batch_id:
-        raise InputError(f"batch_id {batch_id!r}: use letters, digits, '_', '-' and '.' only")
-    if not 1 <= len(rows) <= max_rows:
-        raise InputError(f"rows: send 1 to {max_rows} rows of the batch so far, got {len(rows)}")
-    known = spec.file_columns
-    unknown = sorted({key for row in rows for key in row} - set(known))
-    if unknown:
-        raise InputError(f"unknown columns {unknown}; the dataset spec {spec.name!r} has {known}")
-    raw = pd.DataFrame(rows, columns=[c for c in known if any(c in row for row in rows)])
-    raw = raw.map(lambda v: None if v is None or v != v else str(v)).astype(object)  # NaN: empty
-    id_column = spec.batch_id.column
-    if id_column and id_column in raw and set(raw[id_column].dropna()) - {batch_id}:
-        raise InputError(f"column {id_column!r} must equal batch_id {batch_id!r} in every row")
-    try:
-        frame = canonical_frame(raw, spec, batch_id)
-    except BatchLoadError as exc:
-        raise InputError(str(exc)) from None
-    _check_numbers(raw, frame, spec)
-    for meta in spec.metadata:
-        frame[meta.name] = frame[meta.name].fillna("").astype(str)
-    return frame
-
-
-def _check_numbers(raw: pd.DataFrame, frame: pd.DataFrame, spec: DatasetSpec) -> None:
-    columns: list[tuple[str, str, tuple[float, float] | None]] = [(spec.time.column, TIME, None)]
-    columns += [(v.column, v.name, v.canonical_range) for v in spec.variables if v.column in raw]
-    for column, name, bounds in columns:
-        given, values = raw[column].notna(), frame[name]
-        unreadable = given & values.isna()
-        if unreadable.any():
-            row = int(np.flatnonzero(unreadable)[0])
-            raise InputError(f"{column}: row {row}: {raw[column].iloc[row]!r} is not a number")
-        if bounds is not None:
-            low, high = bounds
-            outside = (values < low) | (values > high)
-            if outside.any():
-                row = int(np.flatnonzero(outside)[0])
-                raise InputError(
-                    f"{column}: {int(outside.sum())} value(s) outside the plausible range of "
-                    f"the dataset spec, e.g. row {row}: {raw[column].iloc[row]}"
-                )
-    time = frame[TIME]
-    if time.isna().any():
-        raise InputError(f"{spec.time.column}: every row needs a time")
-    if (time.diff().dropna() < 0).any():
-        row = int(np.flatnonzero(time.diff() < 0)[0])
-        raise InputError(f"{spec.time.column}: time goes backwards at row {row}")
+    wrong (see `bioprocessml.serving.rows.check_rows`)."""
+    return check_rows(batch_id, rows, spec, max_rows).frame()
 
 
 def request_rows(batch: pd.DataFrame, spec: DatasetSpec, upto_h: float) -> list[dict[str, Cell]]:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bioprocessml.ingest.accepted import accepted_ids, read_accepted
 from bioprocessml.serving.request import request_rows
@@ -57,11 +56,6 @@ def test_predict_answers_while_the_mlflow_store_is_locked(stack: Settings) -> No
     assert len(codes) >= 5 and set(codes) == {200}, codes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service.py writes each prediction-log row inside the request; a locked log database "
-    "fails /predict. Needs a buffer in serving/prediction_log.record (service owner, issue 17).",
-)
 def test_predict_answers_while_the_prediction_log_is_locked(stack: Settings) -> None:
     log_db = Path(stack.prediction_log_url.removeprefix("sqlite:///"))
     result: dict[str, list[int]] = {}
