@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from bioprocessml.serving import metrics, rollout
+from bioprocessml.serving import metrics, rollout, ui  # ui: issue 18
 from bioprocessml.serving.answering import Answerer, Unavailable
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.deployed import (
@@ -32,6 +32,7 @@ from bioprocessml.serving.deployed import (
     build_deployment,
     wanted_now,
 )
+from bioprocessml.serving.explain import ExplainResponse, explain_frame  # issue 18
 from bioprocessml.serving.request import (
     Cell,
     InputError,
@@ -57,6 +58,7 @@ class StageChange(BaseModel):
 
 @bentoml.service(name="bioprocessml", workers=1, traffic={"timeout": 60})
 @bentoml.asgi_app(admin, path="/admin")
+@bentoml.asgi_app(ui.app, path="/ui")  # issue 18: the plant page
 class BioprocessService:
     def __init__(self) -> None:
         import torch
@@ -72,6 +74,7 @@ class BioprocessService:
         self.reload_lock = threading.Lock()
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self.reload()
+        self.view = ui.attach(ui.OperatorView(self.settings, self.spec, lambda: self.deployment))
         threading.Thread(target=self._follow_registry, name="registry", daemon=True).start()
 
     def __is_ready__(self) -> bool:
@@ -95,7 +98,20 @@ class BioprocessService:
             return self._refuse(500, str(exc))
         for shadow in shadows:  # only once every answer is ready: they never delay it
             self.background.submit(shadow)
+        self.view.remember(frame, response)  # issue 18: a reference for the plant page
         return response
+
+    @bentoml.api
+    def explain(self, batch_id: str, rows: list[dict[str, Cell]]) -> ExplainResponse:
+        """SHAP values of the answers /predict gives for the same rows, per dataset-spec column
+        and unit: base value (the average batch's answer) + contributions = prediction."""
+        try:
+            frame = request_frame(batch_id, rows, self.spec, self.settings.serving.max_rows)
+        except InputError as exc:
+            return self._refuse(422, str(exc))
+        if not self.deployment.ready:
+            return self._refuse(503, "no champion yet")
+        return explain_frame(self.deployment, frame, self.spec, self.settings)
 
     def _refuse(self, status: int, message: str) -> Any:
         """An error answer with its reason (BentoML passes a Response through as it is)."""
@@ -177,3 +193,6 @@ class BioprocessService:
         decision = Decision(stage=change.stage, reason=f"manual: {change.reason}")
         rollout.apply(self.settings, state, decision, None, notify=False)
         return self.reload()
+
+
+ui.describe_service(BioprocessService)  # issue 18: Swagger describes this service
