@@ -15,8 +15,9 @@ from models.base import TASKS, Task
 from models.features import FeatureSpec, make_samples
 from models.naive import NaiveModel
 from models.registry import CHAMPION, alias_version
-from monitoring.champion import Champion, load_champion
+from monitoring.champion import Champion, interval_coverage, load_champion
 from monitoring.concept import LiveError, assess_concept, batch_error, concept_reason
+from monitoring.dashboard import add_batch_snapshot
 from monitoring.data_drift import check_data_drift
 from monitoring.drift_limits import spec_ranges
 from monitoring.history import DriftRecord, load_history, save_record
@@ -73,6 +74,8 @@ def check_concept(
     if error is None:
         return
     record.batch_rmse = error
+    covered, points = interval_coverage(champion, frame, spec.target)  # issue 18
+    record.coverage, record.coverage_points = (covered if points else None), points
     record.naive_rmse = naive_error(settings, champion, frame, spec)
     t = settings.thresholds
     live = [
@@ -154,4 +157,5 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     record.tasks, record.deferred = list(decision.tasks), list(decision.deferred)
     record.reasons = decision.reasons
     save_record(settings.reports_dir, record)
+    add_batch_snapshot(settings, record)  # issue 18: the Evidently monitoring project
     return record
