@@ -120,6 +120,10 @@ class Observability(BaseModel):
     webhook_url: str | None = Field(
         None, description="Slack/Teams-style JSON on quarantine, drift, promotion, rollback"
     )
+    local_receiver: bool = Field(
+        False, description="`up` runs a local webhook receiver (<state_dir>/notifications.jsonl)"
+    )
+    receiver_port: int = Field(9109, ge=1, le=65535, description="port of that receiver")
 
 
 class Settings(BaseSettings):

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bioprocessml.settings import Serving, Settings
+from bioprocessml.settings import Observability, Serving, Settings
 from bioprocessml.stack.servers import down, free_port, up
 
 T = TypeVar("T")
@@ -36,6 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
         watch_settle_seconds=0.5,
         serving=Serving(port=free_port()),
+        observability=Observability(exporter_port=free_port()),  # issue 18
     )
     try:
         up(settings, watch=True, ui=False)
