@@ -3,13 +3,12 @@
 
 Best effort by design: a rollout's decision is already stored when this runs, and an events API
 that is down must not undo or block it; the failure is logged. Without a Prefect API in the
-environment (tests in process, a bare `bentoml serve`) nothing is sent, and that is logged too.
+settings (tests in process, a bare `bentoml serve`) nothing is sent, and that is logged too.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 from bioprocessml.events import (
     MODEL_PROMOTED,
@@ -31,7 +30,9 @@ def announce_stage(state: RolloutState, decision: Decision, batch: str | None) -
     event = EVENTS.get(decision.stage)
     if event is None:
         return None
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         log.info(
             "%s of %s v%s not announced: no PREFECT_API_URL",
             decision.stage,

@@ -2,7 +2,7 @@
 "use strict";
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 760, H = 320, M = { left: 52, right: 20, top: 14, bottom: 38 };
+const W = 760, H = 330, M = { left: 52, right: 20, top: 34, bottom: 38 };
 let state = null;
 let selected = null;
 
@@ -46,7 +46,7 @@ function drawChart(batch, unit) {
   svg.appendChild(el("svg:line", { x1: M.left, x2: W - M.right, y1: Y(0), y2: Y(0), class: "axis" }));
   svg.appendChild(el("svg:line", { x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom, class: "axis" }));
   svg.appendChild(el("svg:text", { x: W / 2, y: H - 4, "text-anchor": "middle", class: "tick" }, "batch time [h]"));
-  svg.appendChild(el("svg:text", { x: 12, y: M.top + 6, class: "tick" }, `titer [${unit}]`));
+  svg.appendChild(el("svg:text", { x: 8, y: M.top - 10, class: "tick" }, `titer [${unit}]`));
   if (pts.length) {
     const upper = pts.map(p => `${X(p.time_h)},${Y(p.upper)}`);
     const lower = pts.slice().reverse().map(p => `${X(p.time_h)},${Y(p.lower)}`);
@@ -67,9 +67,10 @@ function drawChart(batch, unit) {
   }
   const legend = [["mean", "titer now (served answers)"], ["band", "95 % interval"], ["assay", "lab assays"], ["harvest-dot", "harvest forecast"]];
   legend.forEach(([cls, label], i) => {
-    const x = M.left + 10 + i * 170;
-    svg.appendChild(el("svg:rect", { x, y: M.top, width: 12, height: 8, class: cls === "mean" ? "band" : cls }));
-    svg.appendChild(el("svg:text", { x: x + 16, y: M.top + 8, class: "tick" }, label));
+    const x = M.left + 60 + i * 165;
+    if (cls === "mean") svg.appendChild(el("svg:line", { x1: x, x2: x + 12, y1: 8, y2: 8, class: "mean" }));
+    else svg.appendChild(el("svg:rect", { x, y: 4, width: 12, height: 8, class: cls }));
+    svg.appendChild(el("svg:text", { x: x + 16, y: 12, class: "tick" }, label));
   });
   svg.setAttribute("data-ready", "true");
   svg.setAttribute("data-batch", batch.batch_id);
