@@ -48,15 +48,17 @@ def test_rules_pass_promtool_and_the_committed_copy_is_current(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+def observed(
+    tmp_path_factory: pytest.TempPathFactory, stack: Settings
+) -> Iterator[tuple[Settings, str]]:
     """A pipeline state folder, its exporter (in this process) and a Prometheus scraping it and
-    a service port where nothing listens (its `up` is 0), every second."""
+    the session stack's real prediction service, every second."""
     root = tmp_path_factory.mktemp("observed")
     settings = Settings(
         state_dir=root / "state",
         data_dir=root / "data",
         reports_dir=root / "reports",
-        serving=Serving(port=free_port()),
+        serving=Serving(port=stack.serving.port),
         observability=Observability(
             exporter_port=free_port(), prometheus_port=free_port(), scrape_seconds=1.0
         ),
@@ -122,8 +124,10 @@ def test_a_rollback_fires_the_alert_in_a_real_prometheus(observed: tuple[Setting
     assert alert["labels"]["task"] == "soft_sensor"
     assert float(query(url, rolled_back)[0]["value"][1]) == 1.0
     assert query(url, 'bioprocessml_pipeline_rollout_stage{task="soft_sensor",stage="none"} == 1')
-    assert float(query(url, 'up{job="bioprocessml-service"}')[0]["value"][1]) == 0.0
-    assert float(query(url, 'up{job="bioprocessml-pipeline"}')[0]["value"][1]) == 1.0
+    for job in ("bioprocessml-service", "bioprocessml-pipeline"):
+        assert float(query(url, f'up{{job="{job}"}}')[0]["value"][1]) == 1.0
+    # The service's own series (its rollout-stage gauge is set at every model reload).
+    assert query(url, 'bioprocessml_rollout_stage{job="bioprocessml-service"}')
 
 
 def test_every_grafana_query_is_valid_promql(observed: tuple[Settings, str]) -> None:
