@@ -3,6 +3,8 @@ the batch's labels (concept drift, and against the naive forecast), and whether 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -22,6 +24,8 @@ from monitoring.data_drift import check_data_drift
 from monitoring.drift_limits import spec_ranges
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
+
+log = logging.getLogger(__name__)
 
 
 def champions_now() -> dict[Task, bool]:
@@ -157,5 +161,8 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     record.tasks, record.deferred = list(decision.tasks), list(decision.deferred)
     record.reasons = decision.reasons
     save_record(settings.reports_dir, record)
-    add_batch_snapshot(settings, record)  # issue 18: the Evidently monitoring project
+    try:  # issue 18: the Evidently monitoring project (a view: never blocks the decision)
+        add_batch_snapshot(settings, record)
+    except Exception:
+        log.exception("%s: Evidently snapshot not added; the check itself stands", batch_id)
     return record
