@@ -6,7 +6,9 @@ so the payloads are the stages' public inputs and are validated with pydantic on
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import UTC, datetime
 from pathlib import PurePath
 
 from pydantic import BaseModel, Field
@@ -18,6 +20,13 @@ DRIFT_DETECTED = "bioprocess.drift.detected"
 MODEL_CHALLENGER = "bioprocess.model.challenger"
 MODEL_PROMOTED = "bioprocess.model.promoted"
 MODEL_ROLLED_BACK = "bioprocess.model.rolled_back"
+STACK_PROBE = "bioprocess.stack.probe"
+
+
+class ProbePayload(BaseModel):
+    """A probe of the stack's event → flow-run latency (benchmarks/pace.py)."""
+
+    sent: str = Field(description="when it was sent, ISO 8601")
 
 
 class ArrivedPayload(BaseModel):
@@ -86,15 +95,40 @@ def batch_resource(key: str) -> dict[str, str]:
     return {"prefect.resource.id": f"bioprocess.batch.{key}", "prefect.resource.name": key}
 
 
+MAX_NAME = 100
+
+
 def safe_name(text: str) -> str:
-    """A name usable as a file name and a resource-id segment."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".") or "batch"
+    """A name usable as a file name and a resource-id segment: no path separator, no leading
+    dot, and short (a long one keeps its start and a hash of the whole), so no batch id or file
+    name can lead outside its folder or past the file system's name limit."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".") or "batch"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name[: MAX_NAME - 13]}-{digest}"
 
 
-def announce_arrival(relative: str, sha256: str, size: int) -> str | None:
-    """Emit `bioprocess.batch.arrived` for a complete file in the incoming folder."""
-    payload = ArrivedPayload(path=relative, sha256=sha256, size=size)
-    return emit(BATCH_ARRIVED, batch_resource(safe_name(PurePath(relative).stem)), payload)
+def arrival_resource(relative: str) -> dict[str, str]:
+    return batch_resource(safe_name(PurePath(relative).stem))
+
+
+def post_event(
+    api_url: str, event: str, resource: dict[str, str], payload: BaseModel, event_id: str,
+    timeout: float = 10.0,
+) -> str:  # fmt: skip
+    """Send one event to the Prefect server and wait for its answer: unlike `emit` (which
+    queues and may drop it when the server is away), a failure here raises, so the sender
+    knows the event is not there and keeps the arrival to send again."""
+    import httpx
+
+    body = [{
+        "id": event_id, "occurred": datetime.now(UTC).isoformat(), "event": event,
+        "resource": resource, "payload": payload.model_dump(mode="json"), "related": [],
+    }]  # fmt: skip
+    response = httpx.post(f"{api_url.rstrip('/')}/events", json=body, timeout=timeout)
+    response.raise_for_status()
+    return event_id
 
 
 def emit(event: str, resource: dict[str, str], payload: BaseModel) -> str | None:

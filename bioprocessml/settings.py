@@ -106,7 +106,25 @@ class Training(BaseModel):
     seed: int = 0
     task_runner: Literal["threads", "dask"] = Field("threads", description="dask: prefect-dask")
     max_workers: int = Field(2, ge=1, description="candidates trained at once")
-    gp_sparse_threshold: int = Field(2000, ge=100, description="rows above which the GP is sparse")
+    gp_sparse_threshold: int = Field(
+        500, ge=100, description="training rows above which the GP is variational (linear cost)"
+    )
+
+
+class Runtime(BaseModel):
+    """How flow runs execute and how lost work is found again."""
+
+    executor: Literal["runner", "process"] = Field(
+        "runner",
+        description="runner: one long-lived process runs flows in threads (imports paid once); "
+        "process: a Prefect process worker, a new process per flow run",
+    )
+    concurrency: int = Field(4, ge=1, description="flow runs at once in the runner")
+    poll_seconds: float = Field(1.0, gt=0, description="how often the runner asks for runs")
+    reconcile_seconds: int = Field(60, ge=5, description="interval of the reconcile flow")
+    reconcile_grace_seconds: float = Field(
+        30.0, ge=0, description="an arrival without a live flow run this long is redone"
+    )
 
 
 class Observability(BaseModel):
@@ -149,6 +167,7 @@ class Settings(BaseSettings):
     rollout: Rollout = Rollout()
     serving: Serving = Serving()
     observability: Observability = Observability()
+    runtime: Runtime = Runtime()
     experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
     reports_dir: Path = Field(Path("monitoring/reports"), description="drift reports (HTML, JSON)")
 

@@ -32,7 +32,7 @@ STEPS = 128  # midpoint-rule nodes along the path
 
 def _forward(model: Any, base: torch.Tensor, elapsed: FloatArray) -> torch.Tensor:
     """The ensemble's mean standardized output for sequences `base` (k, steps, channels)."""
-    from models.lstm import _Batch
+    from models.trajectories import _Batch
 
     k, n = base.shape[0], base.shape[1]
     data = _Batch(
@@ -54,7 +54,8 @@ def _attributed_channels(model: Any) -> list[tuple[int, str, str]]:
 
 
 def explain_lstm(model: Any, history: pd.DataFrame, spec: DatasetSpec) -> Explanation:
-    from models.lstm import _encode, _raw, _threads
+    from models.lstm import _threads
+    from models.trajectories import _encode, _raw
 
     sc = model.scaling_
     raw = _raw(history, model.features, model.task, model.step_h)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models.base import Task
+from monitoring.usefulness import LiveScore
 
 MONITORING_EXPERIMENT = "bioprocessml-monitoring"  # MLflow: one run per checked batch
 
@@ -31,7 +32,8 @@ class DriftRecord(BaseModel):
     coverage_points: int = 0
     cusum: float = 0.0
     concept_alarm: bool = False
-    worse_than_naive: bool = False
+    live: list[LiveScore] = []
+    worse_than_naive: list[Task] = []
     requested: bool = False
     kind: str | None = None
     tasks: list[Task] = []

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-import pandas as pd
-
 from bioprocessml.ingest.accepted import accepted_ids, read_accepted, window_ids
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.rollout_store import active_rollouts
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec, load_spec
 from models.base import TASKS, Task
-from models.features import FeatureSpec, make_samples
-from models.naive import NaiveModel
+from models.features import FeatureSpec
 from models.registry import CHAMPION, alias_version
 from monitoring.champion import Champion, interval_coverage, load_champion
 from monitoring.concept import LiveError, assess_concept, batch_error, concept_reason
@@ -24,6 +20,7 @@ from monitoring.data_drift import check_data_drift
 from monitoring.drift_limits import spec_ranges
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
+from monitoring.usefulness import harvest_score, soft_sensor_score, worse_than_naive
 
 log = logging.getLogger(__name__)
 
@@ -31,39 +28,6 @@ log = logging.getLogger(__name__)
 def champions_now() -> dict[Task, bool]:
     """Which tasks have a champion (the registry is configured by `load_champion`)."""
     return {task: alias_version(task, CHAMPION) is not None for task in TASKS}
-
-
-def naive_error(
-    settings: Settings, champion: Champion, frame: pd.DataFrame, spec: DatasetSpec
-) -> float | None:
-    """RMSE on the batch's assays of the naive forecast of the champion's training batches (their
-    mean trajectory): the champion must stay below it to be worth serving."""
-    known = set(accepted_ids(settings))
-    batches = [read_accepted(settings, b) for b in champion.train_batches if b in known]
-    try:
-        naive = NaiveModel("soft_sensor").fit(
-            make_samples(batches, FeatureSpec.from_spec(spec), "soft_sensor")
-        )
-    except ValueError:
-        return None
-    return batch_error(lambda histories: naive.predict(histories).mean, frame, spec.target)
-
-
-def worse_than_naive(
-    record: DriftRecord, history: list[DriftRecord], window: int
-) -> tuple[float, float] | None:
-    """The champion's and the naive forecast's mean RMSE over the champion's last `window`
-    labelled batches, when the champion's is the higher (a model worse than doing nothing)."""
-    mine = [
-        r for r in [*history, record]
-        if r.champion_version == record.champion_version
-        and r.batch_rmse is not None and r.naive_rmse is not None
-    ][-window:]  # fmt: skip
-    if len(mine) < window:
-        return None
-    model = float(np.mean([r.batch_rmse for r in mine]))
-    naive = float(np.mean([r.naive_rmse for r in mine]))
-    return (model, naive) if model > naive else None
 
 
 def check_concept(
@@ -80,7 +44,6 @@ def check_concept(
     record.batch_rmse = error
     covered, points = interval_coverage(champion, frame, spec.target)  # issue 18
     record.coverage, record.coverage_points = (covered if points else None), points
-    record.naive_rmse = naive_error(settings, champion, frame, spec)
     t = settings.thresholds
     live = [
         LiveError(batch_id=r.batch_id, error=r.batch_rmse, data_drift=r.data_drift)
@@ -98,13 +61,34 @@ def check_concept(
     )
     if verdict.alarm:
         record.reasons.append(f"champion v{champion.version}: {concept_reason(verdict, t.cusum_h)}")
-    useless = worse_than_naive(record, history, t.naive_window)
-    if useless is not None:
-        record.concept_alarm = record.worse_than_naive = True
-        record.reasons.append(
-            f"champion v{champion.version} is worse than the naive forecast on its last "
-            f"{t.naive_window} batches: RMSE {useless[0]:.3g} vs {useless[1]:.3g}"
-        )
+
+
+def check_usefulness(
+    record: DriftRecord, champion: Champion | None, history: list[DriftRecord],
+    settings: Settings, spec: DatasetSpec,
+) -> None:  # fmt: skip
+    """Each task's live champion against the naive forecast on this batch, and over its last
+    `naive_window` batches: worse than doing nothing is an alarm for that task."""
+    frame = read_accepted(settings, record.batch_id)
+    if champion is not None and record.batch_rmse is not None:
+        soft = soft_sensor_score(settings, champion.version, champion.train_batches,
+                                 record.batch_rmse, frame, spec)  # fmt: skip
+        if soft is not None:
+            record.live.append(soft)
+            record.naive_rmse = soft.naive
+    harvest = harvest_score(settings, frame, spec)
+    if harvest is not None:
+        record.live.append(harvest)
+    window = settings.thresholds.naive_window
+    for score in record.live:
+        past = [s for r in history for s in r.live if s.task == score.task]
+        useless = worse_than_naive([*past, score], window)
+        if useless is not None:
+            record.worse_than_naive.append(score.task)
+            record.reasons.append(
+                f"{score.task} champion v{score.version} is worse than the naive forecast on its "
+                f"last {window} batches: error {useless[0]:.3g} vs {useless[1]:.3g}"
+            )
 
 
 def check_data(
@@ -146,10 +130,12 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     check_data(record, [b for b in reference if b in known], settings, spec)
     if champion is not None:
         check_concept(record, champion, history, settings, spec)
+    check_usefulness(record, champion, history, settings, spec)
     t = settings.thresholds
     decision = decide_retrain(
         champions=champions_now(), accepted=len(before) + 1, data_drift=record.data_drift,
         concept_alarm=record.concept_alarm, reasons=record.reasons, history=history, pending=pending,
+        task_alarms=dict.fromkeys(record.worse_than_naive, "naive"),
         rollout_tasks=frozenset(active_rollouts(engine_for(settings.prediction_log_url))),
         bootstrap_batches=t.bootstrap_batches, cooldown=t.retrain_cooldown_batches,
     )  # fmt: skip

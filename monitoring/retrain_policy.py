@@ -46,9 +46,11 @@ def deferred_alarms(history: list[DriftRecord]) -> dict[Task, str]:
 
 def wanted_tasks(
     champions: dict[Task, bool], accepted: int, alarm: str | None, history: list[DriftRecord],
-    bootstrap_batches: int,
+    bootstrap_batches: int, task_alarms: dict[Task, str],
 ) -> tuple[dict[Task, str], list[str]]:  # fmt: skip
-    """Which tasks would be retrained, each with its kind, and the reasons to add."""
+    """Which tasks would be retrained, each with its kind, and the reasons to add: drift of the
+    data or the concept concerns every task; `task_alarms` (a champion worse than the naive
+    forecast) only its own."""
     wanted: dict[Task, str] = {}
     reasons: list[str] = []
     missing = [t for t in TASKS if not champions[t]]
@@ -57,6 +59,9 @@ def wanted_tasks(
         reasons.append(f"no champion yet for {', '.join(missing)} and {accepted} accepted batches")
     if alarm is not None:
         wanted |= {t: alarm for t in TASKS if champions[t]}
+    for task, kind in task_alarms.items():
+        if champions[task]:
+            wanted[task] = "+".join(sorted({*wanted.get(task, "").split("+"), kind} - {""}))
     for task, batch in deferred_alarms(history).items():
         if champions[task] and task not in wanted:
             wanted[task] = "deferred"
@@ -76,23 +81,26 @@ def decide_retrain(
     rollout_tasks: frozenset[str] = frozenset(),
     bootstrap_batches: int,
     cooldown: int,
+    task_alarms: dict[Task, str] | None = None,
 ) -> RetrainDecision:
     """`history` holds the records before this batch; `pending`: a retrain run is queued or
     running; `rollout_tasks`: tasks whose challenger is being rolled out now."""
     alarm = "+".join(k for k, on in (("data", data_drift), ("concept", concept_alarm)) if on)
-    wanted, more = wanted_tasks(champions, accepted, alarm or None, history, bootstrap_batches)
+    wanted, more = wanted_tasks(
+        champions, accepted, alarm or None, history, bootstrap_batches, task_alarms or {}
+    )
     reasons = [*reasons, *more]
     if not wanted:
         missing = [t for t in TASKS if not champions[t]]
         waiting = f"{accepted}/{bootstrap_batches} batches for a first model" if missing else None
         return RetrainDecision(request=False, reasons=[waiting] if waiting else reasons)
-    kind = "+".join(sorted(set(wanted.values())))
     deferred = [t for t in wanted if t in rollout_tasks]
     free = [t for t in wanted if t not in rollout_tasks]
     cooling = {
         t: s for t in free if (s := batches_since_request(history, t)) is not None and s < cooldown
     }
     ready = [t for t in free if t not in cooling]
+    kind = "+".join(sorted({k for t, k in wanted.items() if t in (ready or wanted)}))
     base = RetrainDecision(request=False, kind=kind, reasons=reasons, deferred=deferred)
     if deferred and not free:
         return base.model_copy(update={"suppressed": f"rollout of {', '.join(deferred)} is live: "

@@ -58,7 +58,7 @@ def request_retrain(record: DriftRecord, data_version: str) -> str | None:
         return None
     payload = DriftPayload(
         batch_id=record.batch_id, kind=record.kind or "data", reasons=record.reasons,
-        data_version=data_version or None,
+        data_version=data_version or None, tasks=list(record.tasks),
     )  # fmt: skip
     return emit(DRIFT_DETECTED, batch_resource(record.batch_id), payload)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 
 from bioprocessml.events import (
@@ -13,18 +15,26 @@ from bioprocessml.events import (
     emit,
     safe_name,
 )
-from bioprocessml.ingest.arrival import IngestResult, ingest_file
+from bioprocessml.ingest.arrival import IngestResult, file_arrivals
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
 
 
 @task(name="judge-and-file", retries=2, retry_delay_seconds=2)
-def judge_and_file(path: str, sha256: str = "") -> IngestResult:
-    """Validate the file and file it as accepted or quarantined (idempotent: safe to retry)."""
+def judge_and_file(
+    payload: dict[str, Any], event_id: str = "", resource: str = ""
+) -> list[IngestResult]:
+    """Validate the event's payload and the file, and file it as accepted or quarantined, then
+    any other arrival waiting (idempotent: safe to retry; a settled arrival is not redone)."""
+    from prefect.runtime import flow_run
+
     settings = Settings()
-    result = ingest_file(path, settings, load_spec(settings.spec_path), sha256)
-    get_run_logger().info("%s → %s %s", path, result.verdict, "; ".join(result.reasons))
-    return result
+    spec = load_spec(settings.spec_path)
+    label = resource.removeprefix("bioprocess.batch.")
+    results = file_arrivals(settings, spec, payload, event_id, label, flow_run.get_id())
+    for result in results:
+        get_run_logger().info("%s → %s %s", result.file, result.verdict, "; ".join(result.reasons))
+    return results
 
 
 @task(name="announce-verdict", retries=3, retry_delay_seconds=2)
@@ -45,3 +55,31 @@ def announce_verdict(result: IngestResult) -> str | None:
         )  # fmt: skip
         return emit(BATCH_QUARANTINED, batch_resource(safe_name(result.file)), quarantined)
     return None
+
+
+MONITORING_DEPLOYMENT = "on-accepted"
+
+
+@task(name="await-monitoring-run", retries=0)
+def await_monitoring_run(batch_id: str, timeout: float = 30.0) -> bool:
+    """Wait until the accepted batch's monitoring run exists, so the next batch's run is created
+    after it: events sent milliseconds apart may start their runs in either order, and the
+    monitoring queue hands out runs oldest first. False after `timeout` (logged, not fatal)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[MONITORING_DEPLOYMENT])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=50,
+            )  # fmt: skip
+            if any(r.parameters.get("batch_id") == batch_id for r in runs):
+                return True
+            time.sleep(0.5)
+    get_run_logger().warning("no monitoring run for %s after %.0f s", batch_id, timeout)
+    return False

@@ -15,6 +15,7 @@ from bioprocessml.simulation.simulator import SimConfig, simulate
 from bioprocessml.spec import DatasetSpec, load_spec
 
 TESTS = Path(__file__).parent
+pytest_plugins = ["tests.stack"]  # the one shared stack (session fixture `stack`)
 KINDS = {"unit", "data", "model", "service", "integration"}
 FOLDER_KIND = {
     "ground": "unit",
@@ -26,6 +27,7 @@ FOLDER_KIND = {
     "monitoring": "unit",
     "serving": "service",
     "integration": "integration",
+    "faults": "integration",
 }
 
 # Small, fast batches for tests: 48 h at 10-minute sampling.
@@ -43,6 +45,8 @@ def _dvc_site_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The fault suite kills and restarts parts of the shared stack: it runs after the rest.
+    items.sort(key=lambda item: Path(str(item.fspath)).relative_to(TESTS).parts[0] == "faults")
     for item in items:
         if not any(item.get_closest_marker(kind) for kind in KINDS):
             folder = Path(str(item.fspath)).relative_to(TESTS).parts[0]

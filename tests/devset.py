@@ -1,5 +1,6 @@
-"""Where the IndPenSim dev set is: `BIOPROCESSML_DEV_SET`, else `shared/` beside the clone (as
-CI lays it), else /work/shared. Tests that need it skip, saying why, when it is absent."""
+"""Where the IndPenSim dev set is: `BIOPROCESSML_DEV_SET`, else `shared/` beside the clone, else
+/work/shared, else the slice committed under tests/fixtures (six batches, every third row and
+every assay row): tests run on a machine without the dev set too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ CANDIDATES = [
     *([Path(os.environ["BIOPROCESSML_DEV_SET"])] if "BIOPROCESSML_DEV_SET" in os.environ else []),
     PROJECT_ROOT.parent / "shared" / "datasets" / "indpensim-dev",
     Path("/work/shared/datasets/indpensim-dev"),
+    Path(__file__).parent / "fixtures" / "indpensim-slice",
 ]
 
 

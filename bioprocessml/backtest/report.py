@@ -53,18 +53,22 @@ def timeline_markdown(batches: list[BatchScore]) -> str:
 
 def totals_markdown(t: Totals) -> str:
     changes = [
-        f"- **{c.label}** from {c.first_batch}: "
-        + (f"flagged at {c.flagged_at} (batch {c.delay} of the change), columns: "
-           f"{', '.join(c.columns) or 'none (concept drift)'}" if c.flagged_at else "never flagged")
+        f"  - **{c.label}** from {c.first_batch}: "
+        + (f"first alarm at {c.flagged_at} (batch {c.delay} of the change)" if c.flagged_at
+           else "never flagged")
+        + (f"; data drift at {c.data_drift_at} (batch {c.data_drift_delay}), columns: "
+           f"{', '.join(c.columns)}" if c.data_drift_at else "; no data drift")
         for c in t.changes
     ]  # fmt: skip
-    worse = [f"- {task}: {', '.join(ids) or 'never'}" for task, ids in t.worse_than_naive.items()]
+    worse = [f"  - {task}: since it went live {', '.join(ids) or 'never'}; over its last 3 batches "
+             f"{', '.join(t.worse_than_naive_recently[task]) or 'never'}"
+             for task, ids in t.worse_than_naive.items()]  # fmt: skip
     return "\n".join([
         f"- files {t.files}: {t.accepted} accepted, {t.quarantined} quarantined",
         f"- false data-drift alarms on normal batches after warm-up: **{len(t.false_alarms)}** of "
         f"{t.normal_after_warmup} ({', '.join(t.false_alarms) or 'none'})",
         "- process changes:", *(changes or ["  none labelled"]),
-        "- champion worse than the naive forecast (mean of the last 3 batches):", *worse,
+        "- champion worse than the naive forecast (mean error on the batches it served):", *worse,
         f"- retrainings: {t.retrainings}",
         "- rollouts:", *([f"  - {r}" for r in t.rollouts] or ["  none"]),
         f"- promotions without canary answers: {', '.join(t.promotions_without_canary) or 'none'}",

@@ -54,9 +54,11 @@ class BatchScore(BaseModel):
 class ChangeDetection(BaseModel):
     label: str
     first_batch: str
-    flagged_at: str | None = None
+    flagged_at: str | None = None  # the first drift alarm (data or concept) from the change on
     delay: int | None = None  # 1 = flagged on the first batch of the change
-    columns: list[str] = []
+    data_drift_at: str | None = None
+    data_drift_delay: int | None = None
+    columns: list[str] = []  # the columns the first data-drift alarm named
 
 
 class Totals(BaseModel):
@@ -66,7 +68,8 @@ class Totals(BaseModel):
     normal_after_warmup: int
     false_alarms: list[str]
     changes: list[ChangeDetection]
-    worse_than_naive: dict[str, list[str]]
+    worse_than_naive: dict[str, list[str]]  # since the champion went live
+    worse_than_naive_recently: dict[str, list[str]]  # over its last WINDOW batches
     retrainings: int
     rollouts: list[str]
     promotions_without_canary: list[str]
@@ -148,21 +151,24 @@ def changes_detected(scores: list[BatchScore]) -> list[ChangeDetection]:
         if not mine:
             continue
         change = ChangeDetection(label=label, first_batch=str(mine[0].batch_id))
-        flagged = [
-            s for s in scores if s.order >= mine[0].order and (s.data_drift or s.concept_alarm)
-        ]
+        after = [s for s in scores if s.order >= mine[0].order]
+        flagged = [s for s in after if s.data_drift or s.concept_alarm]
         if flagged:
-            first = flagged[0]
-            change.flagged_at, change.columns = str(first.batch_id), first.columns
-            change.delay = sum(1 for s in mine if s.order <= first.order)
+            change.flagged_at = str(flagged[0].batch_id)
+            change.delay = sum(1 for s in mine if s.order <= flagged[0].order)
+        drifted = [s for s in after if s.data_drift]
+        if drifted:
+            change.data_drift_at, change.columns = str(drifted[0].batch_id), drifted[0].columns
+            change.data_drift_delay = sum(1 for s in mine if s.order <= drifted[0].order)
         found.append(change)
     return found
 
 
-def worse_than_naive(scores: list[BatchScore]) -> dict[str, list[str]]:
-    """Batches at which the live champion's mean error over the last WINDOW batches it served
-    was above the naive forecast's on the same batches (titer now: RMSE on the assays; harvest:
-    error of the 50 % forecast)."""
+def worse_than_naive(scores: list[BatchScore], recent: bool) -> dict[str, list[str]]:
+    """Batches at which a live champion's mean error was above the naive forecast's on the same
+    batches (titer now: RMSE on the assays; harvest: error of the 50 % forecast): `recent` over
+    the last WINDOW batches it served (what the monitor alarms on), else over every batch since
+    it went live (at least WINDOW) — is it, on the whole, worse than doing nothing?"""
     pairs = {
         "soft_sensor": [(s, s.now_rmse, s.now_naive_rmse) for s in scores],
         "harvest": [(s, s.harvest_errors.get("50%"), s.harvest_naive_error) for s in scores],
@@ -170,13 +176,18 @@ def worse_than_naive(scores: list[BatchScore]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for task, rows in pairs.items():
         seen = [(s, e, n) for s, e, n in rows if e is not None and n is not None]
-        out[task] = [
-            str(s.batch_id)
-            for i, (s, _, _) in enumerate(seen)
-            if i + 1 >= WINDOW
-            and np.mean([e for _, e, _ in seen[i + 1 - WINDOW : i + 1]])
-            > np.mean([n for _, _, n in seen[i + 1 - WINDOW : i + 1]])
-        ]
+        out[task] = []
+        for i, (s, _, _) in enumerate(seen):
+            mine = [
+                (e, n)
+                for b, e, n in seen[: i + 1]
+                if b.champions.get(task) == s.champions.get(task)
+            ]
+            mine = mine[-WINDOW:] if recent else mine
+            if len(mine) >= WINDOW and np.mean([e for e, _ in mine]) > np.mean(
+                [n for _, n in mine]
+            ):
+                out[task].append(str(s.batch_id))
     return out
 
 
@@ -206,7 +217,8 @@ def totals(scores: list[BatchScore], steps: list[Step], engine: Engine) -> Total
         quarantined=sum(s.verdict == "quarantined" for s in scores),
         normal_after_warmup=len(normal),
         false_alarms=[str(s.batch_id) for s in normal if s.data_drift],
-        changes=changes_detected(scores), worse_than_naive=worse_than_naive(scores),
+        changes=changes_detected(scores), worse_than_naive=worse_than_naive(scores, recent=False),
+        worse_than_naive_recently=worse_than_naive(scores, recent=True),
         retrainings=sum(bool(step.retrain) for step in steps), rollouts=rollouts,
         promotions_without_canary=unbacked, harvest_lowest=min(lows) if lows else None,
         end_agreement=f"{sum(ends)} of {len(ends)} batches" if ends else "no answers at 100 %",

@@ -66,7 +66,9 @@ def backtest(
     console.print(
         f"false data-drift alarms on normal batches: {len(t.false_alarms)} of {t.normal_after_warmup}"
     )
-    for change in t.changes:
-        console.print(f"{change.label}: flagged at batch {change.delay} of the change" if change.delay
-                      else f"{change.label}: not flagged")  # fmt: skip
+    for c in t.changes:
+        drift = (f", data drift at batch {c.data_drift_delay} ({', '.join(c.columns[:3])})"
+                 if c.data_drift_delay else ", no data drift")  # fmt: skip
+        console.print(f"{c.label}: " + (f"first alarm at batch {c.delay} of the change" if c.delay
+                                        else "not flagged") + drift)  # fmt: skip
     console.print(f"scorecard: {out / 'scorecard.md'} ({card.seconds / 60:.1f} min)")

@@ -167,15 +167,15 @@ def watch() -> None:
     """Watch the incoming folder; announce each complete file as `bioprocess.batch.arrived`."""
     import threading
 
-    from bioprocessml.events import announce_arrival
+    from bioprocessml.ingest.announce import announce_file
     from bioprocessml.ingest.watcher import ArrivalWatcher
 
     settings = Settings().prepare()
     prefect_ready(settings)
 
     def announce(relative: str, sha256: str, size: int) -> None:
-        announce_arrival(relative, sha256, size)
-        console.print(f"arrived: {relative} ({size} bytes)")
+        if announce_file(settings, relative, sha256, size):
+            console.print(f"arrived: {relative} ({size} bytes)")
 
     watcher = ArrivalWatcher(settings.incoming_dir, announce, settle=settings.watch_settle_seconds)
     console.print(f"watching {settings.incoming_dir.resolve()} (Ctrl-C to stop)")
@@ -193,7 +193,7 @@ def ingest(
     """Announce files by hand (backfills): copy each into incoming/ and emit its arrival event."""
     import shutil
 
-    from bioprocessml.events import announce_arrival
+    from bioprocessml.ingest.announce import announce_file
     from bioprocessml.ingest.watcher import file_sha256
 
     settings = Settings().prepare()
@@ -207,7 +207,7 @@ def ingest(
             target = incoming / path.name
             shutil.copyfile(path, target)
         relative = str(target.relative_to(incoming))
-        announce_arrival(relative, file_sha256(target), target.stat().st_size)
+        announce_file(settings, relative, file_sha256(target), target.stat().st_size)
         console.print(f"announced {relative}")
 
 

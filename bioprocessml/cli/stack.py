@@ -46,6 +46,33 @@ def up(
     console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
 
 
+@app.command(hidden=True)
+def runner() -> None:
+    """Run the chain's flow runs in this one process (started by `up`; see stack/runner.py)."""
+    import logging
+    import threading
+
+    from bioprocessml.cli.app import prefect_ready
+    from bioprocessml.stack.runner import serve_forever
+    from bioprocessml.stack.servers import WORK_POOL
+
+    settings = Settings()
+    prefect_ready(settings)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    threading.Thread(target=_warm_imports, daemon=True).start()
+    serve_forever(WORK_POOL, settings.runtime.concurrency, settings.runtime.poll_seconds)
+
+
+def _warm_imports() -> None:
+    """The stages' heavy libraries, imported while the runner already polls."""
+    import importlib
+
+    for module in ("great_expectations", "evidently", "mlflow", "torch"):
+        importlib.import_module(module)
+
+
 @app.command()
 def down() -> None:
     """Stop every process `bioprocessml up` started for this state folder."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from bioprocessml.dataset import canonical_frame
 from bioprocessml.ingest import table
 from bioprocessml.ingest.rules import Rule, build_rules
+from bioprocessml.ingest.screen import screen
 from bioprocessml.ingest.sniffing import Finding
 from bioprocessml.spec import DatasetSpec
 
@@ -101,8 +102,18 @@ def to_failure(finding: Finding) -> Check:
 def run_expectations(
     rules: list[Rule], frame: pd.DataFrame, spec: DatasetSpec, path: Path, docs_dir: Path | None
 ) -> list[Check]:
-    """Run the rules as one GX suite; a GX crash becomes a failed check, not an exception."""
+    """Run the rules as one GX suite; a GX crash becomes a failed check, not an exception.
+
+    First the screen (`screen.py`: the same rules folded into a few expectations, with GX's
+    cheapest result format): most files pass it, and then every rule has passed. A file that
+    fails it runs every rule with the observed values its reasons quote, through a checkpoint
+    that builds the Data Docs."""
     try:
+        if _passes_screen(rules, frame):
+            return [
+                Check(name=r.check, column=r.column, passed=True, reason=r.describe())
+                for r in rules
+            ]
         results = _run_suite(rules, frame, spec, path, docs_dir)
     except Exception as exc:
         log.exception("Great Expectations failed on %s", path)
@@ -115,22 +126,61 @@ def run_expectations(
     return [checks[i] for i in sorted(checks)]  # GX returns results in no particular order
 
 
-def _run_suite(
-    rules: list[Rule], frame: pd.DataFrame, spec: DatasetSpec, path: Path, docs_dir: Path | None
-) -> list[Any]:
-    import great_expectations as gx
+def _expectations(rules: list[Rule], describe: bool = True) -> list[Any]:
     import great_expectations.expectations as gxe
-    from great_expectations.core.run_identifier import RunIdentifier
+
+    return [
+        getattr(gxe, rule.kind)(**rule.kwargs, meta={"rule": i}, notes=rule.describe())
+        if describe else getattr(gxe, rule.kind)(**rule.kwargs, meta={"rule": i})
+        for i, rule in enumerate(rules)
+    ]  # fmt: skip
+
+
+def _ephemeral_context() -> Any:
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")  # ~5 ms: a fresh one per file keeps runs apart
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def _passes_screen(rules: list[Rule], frame: pd.DataFrame) -> bool:
+    """Every rule passes (True), judged by GX's BOOLEAN_ONLY validation of the screen; False
+    when any screen expectation fails or could not be evaluated."""
+    import great_expectations as gx
+
+    direct, stacked_rules, stacked = screen(rules, frame)
+    asset = _ephemeral_context().data_sources.add_pandas("gate").add_dataframe_asset("frame")
+    whole = asset.add_batch_definition_whole_dataframe("whole")
+    for name, chosen, data in (("file", direct, frame), ("stacked", stacked_rules, stacked)):
+        if not chosen:
+            continue
+        suite = gx.ExpectationSuite(name=name, expectations=_expectations(chosen, describe=False))
+        batch = whole.get_batch(batch_parameters={"dataframe": data})
+        result = batch.validate(suite, result_format="BOOLEAN_ONLY")
+        if not all(res.success and not _raised(res) for res in result.results):
+            return False
+    return True
+
+
+def _raised(res: Any) -> bool:
+    """Did GX fail to evaluate this expectation (its exception info, flat or per metric)?"""
+    info = res.exception_info or {}
+    infos = [info] if "raised_exception" in info else list(info.values())
+    return any(isinstance(i, dict) and i.get("raised_exception") for i in infos)
+
+
+def _run_suite(
+    rules: list[Rule], frame: pd.DataFrame, spec: DatasetSpec, path: Path, docs_dir: Path | None
+) -> list[Any]:
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    ctx = _ephemeral_context()
     asset = ctx.data_sources.add_pandas("arrivals").add_dataframe_asset(path.stem)
-    expectations = [
-        getattr(gxe, rule.kind)(**rule.kwargs, meta={"rule": i}, notes=rule.describe())
-        for i, rule in enumerate(rules)
-    ]  # added all at once: adding one by one re-serializes the stored suite each time
-    suite = ctx.suites.add(gx.ExpectationSuite(name=spec.name, expectations=expectations))
+    # added all at once: adding one by one re-serializes the stored suite each time
+    suite = ctx.suites.add(gx.ExpectationSuite(name=spec.name, expectations=_expectations(rules)))
     definition = gx.ValidationDefinition(
         name=path.name, data=asset.add_batch_definition_whole_dataframe("whole"), suite=suite
     )
@@ -156,7 +206,7 @@ def to_check(rule: Rule, res: Any) -> Check:
     info = res.exception_info or {}
     infos = [info] if "raised_exception" in info else list(info.values())
     raised = [i for i in infos if isinstance(i, dict) and i.get("raised_exception")]
-    if raised:
+    if _raised(res):
         reason = f"could not check that {rule.describe()}: {raised[0].get('exception_message')}"
         return Check(name=rule.check, column=rule.column, passed=False, reason=reason)
     if res.success:

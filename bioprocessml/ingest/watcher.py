@@ -109,8 +109,8 @@ class ArrivalWatcher(FileSystemEventHandler):
             return False
         try:
             self.on_ready(str(path.relative_to(self.incoming)), digest, size)
-        except Exception:  # e.g. the Prefect API is down: keep the file pending and retry
-            log.exception("could not announce %s; retrying", path)
+        except Exception as exc:  # e.g. the Prefect API is down: keep the file pending, retry
+            log.warning("could not announce %s (%s: %s); retrying", path, type(exc).__name__, exc)
             self.notice(path)
             return False
         self.announced[path] = digest

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 import pandas as pd
+from pydantic import BaseModel
 
 from bioprocessml.dataset import BATCH_ID, write_batch
 from bioprocessml.errors import BioprocessMLError
@@ -87,7 +88,7 @@ class Campaign:
         reason = f"{record.kind} drift at batch {batch_id}"
         gates = wait_for(lambda: retrain_gates(self.settings, reason), f"the retraining ({reason})",
                          self.wait_s, every=2.0)  # fmt: skip
-        for task, version in gates.items():
+        for task, version in gates.challengers.items():
             self.rollout_begun(task, version)
         self.reload_service()  # a new or retired champion, too
 
@@ -186,7 +187,11 @@ def monitoring_done(settings: Settings, batch_id: str) -> bool:
     return any(r.info.status == "FINISHED" for r in runs)
 
 
-def retrain_gates(settings: Settings, reason: str) -> dict[str, str] | None:
+class Gates(BaseModel):
+    challengers: dict[str, str]  # task → version
+
+
+def retrain_gates(settings: Settings, reason: str) -> Gates | None:
     """Once the retraining run for `reason` has finished: its challengers (task → version)."""
     import mlflow
 
@@ -201,7 +206,7 @@ def retrain_gates(settings: Settings, reason: str) -> dict[str, str] | None:
     for key, text in tags.items():
         if key.startswith("gate.") and text.startswith("challenger v"):
             challengers[key.removeprefix("gate.")] = text.split()[1].removeprefix("v").rstrip(":")
-    return challengers
+    return Gates(challengers=challengers)
 
 
 def _post_status(url: str, headers: dict[str, str]) -> int:

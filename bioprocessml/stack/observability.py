@@ -1,7 +1,8 @@
 """What `up` starts for operators next to the pipeline (issue 18): the pipeline exporter, the
 Evidently UI on the monitoring workspace, Prometheus (when installed), a local webhook receiver
 (if asked) and the notification automations. Each is a process of the stack like the others:
-own session, log in `<state_dir>/logs/`, pid in `<state_dir>/pids/`, stopped by `down`."""
+own session and log in `<state_dir>/logs/`, started only when not running already (`up` is
+idempotent), stopped by `down`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from bioprocessml.settings import PROJECT_ROOT, Settings
 from bioprocessml.stack import prometheus
-from bioprocessml.stack.servers import start_process, wait_http
+from bioprocessml.stack.servers import ensure_process, wait_http
 
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
@@ -26,10 +27,9 @@ def webhook_url(settings: Settings) -> str | None:
 
 def start_exporter(settings: Settings) -> None:
     port = settings.observability.exporter_port
-    proc = start_process(
-        settings, "pipeline-exporter", [str(BIN / "bioprocessml"), "exporter"], PROJECT_ROOT
-    )
-    wait_http(f"http://127.0.0.1:{port}/metrics", proc, 60, "pipeline exporter")
+    args = [str(BIN / "bioprocessml"), "exporter"]
+    alive = ensure_process(settings, "pipeline-exporter", args, PROJECT_ROOT, port)
+    wait_http(f"http://127.0.0.1:{port}/metrics", alive, 60, "pipeline exporter")
 
 
 def start_evidently_ui(settings: Settings) -> None:
@@ -39,8 +39,8 @@ def start_evidently_ui(settings: Settings) -> None:
     port = settings.observability.evidently_port
     args = [str(BIN / "evidently"), "ui", "--workspace", str(workspace_path(settings)),
             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    proc = start_process(settings, "evidently-ui", args, settings.state_dir)
-    wait_http(f"http://127.0.0.1:{port}/api/version", proc, 120, "Evidently UI")
+    alive = ensure_process(settings, "evidently-ui", args, settings.state_dir, port)
+    wait_http(f"http://127.0.0.1:{port}/api/version", alive, 120, "Evidently UI")
 
 
 def start_prometheus(settings: Settings) -> bool:
@@ -49,17 +49,18 @@ def start_prometheus(settings: Settings) -> bool:
         return False
     folder = settings.state_dir.resolve() / "prometheus"
     prometheus.write_config(settings, folder)
-    proc = start_process(settings, "prometheus", prometheus.command(settings, folder), folder)
-    wait_http(
-        f"http://127.0.0.1:{settings.observability.prometheus_port}/-/ready", proc, 60, "Prometheus"
+    port = settings.observability.prometheus_port
+    alive = ensure_process(
+        settings, "prometheus", prometheus.command(settings, folder), folder, port
     )
+    wait_http(f"http://127.0.0.1:{port}/-/ready", alive, 60, "Prometheus")
     return True
 
 
 def start_receiver(settings: Settings) -> None:
     port = settings.observability.receiver_port
     args = [str(BIN / "bioprocessml"), "webhook-receiver", "--port", str(port)]
-    start_process(settings, "webhook-receiver", args, PROJECT_ROOT)
+    ensure_process(settings, "webhook-receiver", args, PROJECT_ROOT, port)
 
 
 def start_observability(settings: Settings, ui: bool = True) -> None:

@@ -1,8 +1,9 @@
-"""Start and stop the embedded stack: Prefect server (SQLite), deployments, worker, watcher and
-the BentoML prediction service.
+"""Start and stop the embedded stack: Prefect server (SQLite), deployments, the flow runner (or a
+process worker), the watcher, the MLflow UI and the BentoML prediction service.
 
-Every process runs in its own session with its log under `<state_dir>/logs/` and its pid under
-`<state_dir>/pids/`, so `bioprocessml down` (and tests) can stop exactly what was started.
+Every process runs in its own session with its log under `<state_dir>/logs/` and its record
+under `<state_dir>/pids/` (`processes.py`): `up` starts only what is not running, `down` stops
+each whole process group and then anything else that carries the stack's mark.
 """
 
 from __future__ import annotations
@@ -11,27 +12,20 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlparse
 
-from bioprocessml.errors import BioprocessMLError
 from bioprocessml.settings import PROJECT_ROOT, TELEMETRY_OFF, Settings
+from bioprocessml.stack import processes
+from bioprocessml.stack.deployments import BIN, WORK_POOL, StackError, deploy_flows
 
 log = logging.getLogger(__name__)
-BIN = Path(sys.executable).parent
-WORK_POOL = "bioprocessml"
-MONITORING_QUEUE = "monitoring"
-
-
-class StackError(BioprocessMLError):
-    """A server of the stack did not start or a set-up command failed."""
 
 
 def free_port() -> int:
@@ -52,6 +46,8 @@ def stack_env(settings: Settings) -> dict[str, str]:
         PREFECT_API_URL=settings.prefect_api_url,
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="5",
+        PREFECT_SERVER_DATABASE_TIMEOUT="30",
+        **{processes.STACK_MARK: processes.stack_id(settings.state_dir)},
     )
     token = admin_token(settings)
     if token:
@@ -98,30 +94,23 @@ def ensure_admin_token(settings: Settings) -> None:
         path.write_text(secrets.token_urlsafe(24))
 
 
-def _pid_file(settings: Settings, name: str) -> Path:
-    return settings.state_dir / "pids" / f"{name}.pid"
-
-
 def start_process(
     settings: Settings, name: str, args: list[str], cwd: Path
 ) -> subprocess.Popen[bytes]:
-    logs = settings.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    _pid_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
-    with (logs / f"{name}.log").open("ab") as out:
-        proc = subprocess.Popen(
-            args, cwd=cwd, env=stack_env(settings), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    _pid_file(settings, name).write_text(str(proc.pid))
-    return proc
+    """Start one process of the stack as it is (no check for a running one: see `ensure_process`)."""
+    return processes.spawn(settings.state_dir, name, args, cwd, stack_env(settings))
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, name: str) -> None:
+def wait_http(
+    url: str, alive: Callable[[], bool] | subprocess.Popen[bytes], timeout: float, name: str
+) -> None:
+    if isinstance(alive, subprocess.Popen):
+        proc = alive
+        alive = lambda: proc.poll() is None  # noqa: E731
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{name} exited with code {proc.returncode}; see its log")
+        if not alive():
+            raise StackError(f"{name} exited at start; see its log")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -132,68 +121,116 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, name: str
     raise StackError(f"{name} did not answer {url} within {timeout:.0f} s; see its log")
 
 
-def run_prefect(settings: Settings, *args: str, cwd: Path = PROJECT_ROOT) -> str:
-    done = subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=stack_env(settings),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise StackError(f"prefect {' '.join(args)} failed: {done.stderr.strip() or done.stdout}")
-    return done.stdout
+def ensure_process(
+    settings: Settings, name: str, args: list[str], cwd: Path, port: int | None = None
+) -> Callable[[], bool]:
+    """Start `name` unless its recorded process is alive; returns a liveness probe.
+
+    A record whose process died is cleared with whatever its group left behind; a port held by
+    another program is an error, never a second server that dies at once."""
+    state = settings.state_dir
+    record = processes.read_record(state, name)
+    if record is not None and record.alive():
+        log.info("%s is running already (pid %d)", name, record.pid)
+        return record.alive
+    if record is not None:
+        processes.stop_group(record.pid, grace=3.0)
+        processes.forget(state, name)
+    if port is not None:
+        owner = processes.port_owner(port)
+        if owner is not None:
+            raise StackError(
+                f"cannot start {name}: port {port} is taken by {owner}; stop it or choose "
+                "another port in the settings"
+            )
+    proc = processes.spawn(state, name, args, cwd, stack_env(settings), port)
+    return lambda: proc.poll() is None
 
 
 def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
     url = urlparse(settings.prefect_api_url)
-    args = [str(BIN / "prefect"), "server", "start", "--host", url.hostname or "127.0.0.1"]
-    proc = start_process(settings, "prefect-server", [*args, "--port", str(url.port)], PROJECT_ROOT)
-    wait_http(f"{settings.prefect_api_url}/health", proc, timeout, "Prefect server")
+    args = [str(BIN / "prefect"), "server", "start", "--host", url.hostname or "127.0.0.1",
+            "--port", str(url.port)]  # fmt: skip
+    alive = ensure_process(settings, "prefect-server", args, PROJECT_ROOT, url.port)
+    wait_http(f"{settings.prefect_api_url}/health", alive, timeout, "Prefect server")
 
 
-def deploy_flows(settings: Settings) -> None:
-    """Create the process work pool, its `monitoring` queue (one run at a time, oldest first)
-    and the deployments of prefect.yaml; all idempotent."""
-    run_prefect(settings, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
-    try:
-        run_prefect(settings, "work-queue", "create", MONITORING_QUEUE, "--pool", WORK_POOL,
-                    "--limit", "1")  # fmt: skip
-    except StackError as exc:
-        if "already exists" not in str(exc):
-            raise
-    run_prefect(settings, "deploy", "--all")
+EXECUTORS = {"runner": "runner", "process": "prefect-worker"}
 
 
-def start_worker(settings: Settings) -> None:
-    args = [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--limit", "4"]
-    start_process(settings, "prefect-worker", args, PROJECT_ROOT)
+def start_executor(settings: Settings) -> None:
+    """The long-lived runner (flows in threads of one process that keeps its imports), or a
+    Prefect process worker (a new process per flow run); the other one is stopped."""
+    chosen = settings.runtime.executor
+    other = EXECUTORS["process" if chosen == "runner" else "runner"]
+    record = processes.read_record(settings.state_dir, other)
+    if record is not None:
+        processes.stop_group(record.pid)
+        processes.forget(settings.state_dir, other)
+    if chosen == "runner":
+        args = [str(BIN / "bioprocessml"), "runner"]
+    else:
+        args = [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL,
+                "--limit", str(settings.runtime.concurrency)]  # fmt: skip
+    ensure_process(settings, EXECUTORS[chosen], args, PROJECT_ROOT)
 
 
 def start_watcher(settings: Settings) -> None:
-    start_process(settings, "watcher", [str(BIN / "bioprocessml"), "watch"], PROJECT_ROOT)
+    ensure_process(settings, "watcher", [str(BIN / "bioprocessml"), "watch"], PROJECT_ROOT)
 
 
 def start_service(settings: Settings, timeout: float = 180) -> None:
     """`bentoml serve` of service.py; live once /livez answers (ready only with a champion)."""
     args = [str(BIN / "bentoml"), "serve", "service:BioprocessService", "--host",
             settings.serving.host, "--port", str(settings.serving.port)]  # fmt: skip
-    proc = start_process(settings, "bentoml-service", args, PROJECT_ROOT)
-    wait_http(f"{settings.serving.url}/livez", proc, timeout, "BentoML service")
+    alive = ensure_process(settings, "bentoml-service", args, PROJECT_ROOT, settings.serving.port)
+    wait_http(f"{settings.serving.url}/livez", alive, timeout, "BentoML service")
 
 
-def start_mlflow_ui(settings: Settings) -> subprocess.Popen[bytes]:
+def start_mlflow_ui(settings: Settings) -> Callable[[], bool]:
     """An MLflow server on the same SQLite store, for its UI (runs, plots, registry aliases);
     the pipeline itself writes to the store directly."""
     args = [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
             "--host", "127.0.0.1", "--port", str(settings.mlflow_ui_port), "--workers", "1"]  # fmt: skip
-    return start_process(settings, "mlflow-ui", args, settings.state_dir)
+    return ensure_process(settings, "mlflow-ui", args, settings.state_dir, settings.mlflow_ui_port)
+
+
+def check_ports(settings: Settings, ui: bool, serve: bool) -> None:
+    """Fail before starting anything when a port the stack needs is held by another program."""
+    wanted = [("prefect-server", urlparse(settings.prefect_api_url).port)]
+    wanted += [("bentoml-service", settings.serving.port)] if serve else []
+    wanted += [("mlflow-ui", settings.mlflow_ui_port)] if ui else []
+    for name, port in wanted:
+        record = processes.read_record(settings.state_dir, name)
+        if port is None or (record is not None and record.alive()):
+            continue
+        owner = processes.port_owner(port)
+        if owner is not None:
+            raise StackError(
+                f"cannot start {name}: port {port} is taken by {owner}; stop it or choose "
+                "another port in the settings"
+            )
+
+
+def create_tracking_store(settings: Settings) -> None:
+    """Create the MLflow store's tables once, here, before any server starts: the UI, the service
+    and the flows would otherwise all create them at once on a new SQLite file, and the losers
+    fail ("table registered_models already exists")."""
+    from models.registry import configure
+
+    configure(settings)
 
 
 def up(settings: Settings, watch: bool = True, serve: bool = True, ui: bool = True) -> None:
+    """Start what is missing: on a running or half-running stack only the dead parts start."""
     settings.prepare()
     ensure_admin_token(settings)
+    check_ports(settings, ui, serve)
+    create_tracking_store(settings)
     mlflow_ui = start_mlflow_ui(settings) if ui else None  # starts while the rest comes up
     start_prefect_server(settings)
     deploy_flows(settings)
-    start_worker(settings)
+    start_executor(settings)
     if serve:
         start_service(settings)
     if watch:
@@ -205,53 +242,33 @@ def up(settings: Settings, watch: bool = True, serve: bool = True, ui: bool = Tr
         wait_http(f"http://127.0.0.1:{settings.mlflow_ui_port}/health", mlflow_ui, 120, "MLflow UI")
 
 
-STOP_ORDER = ["watcher", "prefect-worker", "bentoml-service", "mlflow-ui"]  # clients first
+STOP_ORDER = [
+    "watcher",
+    "runner",
+    "prefect-worker",
+    "bentoml-service",
+    "mlflow-ui",
+]  # clients first
 
 
 def down(settings: Settings, grace: float = 10.0) -> list[str]:
-    """Stop every process this state folder started (whole process groups): SIGINT, as Ctrl-C
-    would, then SIGTERM, then SIGKILL for anything still alive after `grace` seconds."""
-    pid_files = sorted(
-        (settings.state_dir / "pids").glob("*.pid"),
-        key=lambda p: (
-            STOP_ORDER.index(p.stem) if p.stem in STOP_ORDER else len(STOP_ORDER),
-            p.stem,
-        ),
+    """Stop every process this state folder started, each as its whole process group (SIGTERM,
+    then SIGKILL after `grace` s), then any process still carrying the stack's mark (flow runs
+    in sessions of their own, children of a killed leader). Returns what was stopped."""
+    state = settings.state_dir
+    found = sorted(
+        processes.records(state),
+        key=lambda r: STOP_ORDER.index(r.name) if r.name in STOP_ORDER else len(STOP_ORDER),
     )
-    stopped = []
-    for pid_file in pid_files:
-        pid = int(pid_file.read_text())
-        if _signal_group(pid, signal.SIGINT):
-            deadline = time.monotonic() + grace
-            escalated = False
-            while time.monotonic() < deadline and _alive(pid):
-                if not escalated and time.monotonic() > deadline - grace / 2:
-                    escalated = _signal_group(pid, signal.SIGTERM)
-                time.sleep(0.1)
-            if _alive(pid):
-                _signal_group(pid, signal.SIGKILL)
-            stopped.append(pid_file.stem)
-        pid_file.unlink()
+    stopped = [r.name for r in found if processes.stop_group(r.pid, grace)]
+    for record in found:
+        processes.forget(state, record.name)
+    for legacy in (state / "pids").glob("*.pid"):  # records of older versions: a bare pid
+        if processes.stop_group(int(legacy.read_text()), grace):
+            stopped.append(legacy.stem)
+        legacy.unlink()
+    strays = processes.kill_marked(processes.stack_id(state))
+    if strays:
+        log.warning("stopped %d stray processes of this stack: %s", len(strays), strays)
+        stopped.append(f"{len(strays)} stray process(es)")
     return stopped
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> bool:
-    try:
-        os.killpg(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fall back to probing with signal 0
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False

@@ -38,6 +38,7 @@ def replayable(settings: Settings, into: Path) -> tuple[set[str], Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)
 def test_short_campaign_timeline_and_its_backtest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,10 +35,10 @@ def test_drop_is_accepted_by_triggered_deployment_and_duplicate_filed_once(
     assert (stack.data_dir / "accepted.dvc").is_file()
     [run] = wait_until(
         lambda: [r for r in flow_runs(stack, "on-arrival") if r["state_type"] == "COMPLETED"
-                 and r["parameters"]["path"] == source.name],
+                 and r["parameters"]["payload"]["path"] == source.name],
         what="the completed flow run",
     )  # fmt: skip
-    assert run["parameters"]["sha256"] == entry.sha256
+    assert run["parameters"]["payload"]["sha256"] == entry.sha256
     accepted = wait_until(
         lambda: [e for e in events(stack, BATCH_ACCEPTED) if e["payload"]["batch_id"] == "N901"],
         what="the accepted event",

@@ -69,3 +69,14 @@ def test_bootstrap_per_task_waits_for_enough_batches_and_asks_again() -> None:
     later = [asked, *(DriftRecord(batch_id=f"N{i:03d}") for i in range(9, 12))]
     again = decide_retrain(**{**quiet, "history": later})
     assert again.request and again.tasks == ["harvest"] and again.kind == "bootstrap"
+
+
+def test_the_drift_event_names_the_tasks_to_retrain(monkeypatch: Any) -> None:
+    """The retrain flow trains only the tasks the event names (a rollout defers the other)."""
+    import tasks.drift
+
+    sent: list[Any] = []
+    monkeypatch.setattr(tasks.drift, "emit", lambda event, resource, payload: sent.append(payload))
+    record = DriftRecord(batch_id="N010", requested=True, kind="data", tasks=["harvest"])
+    tasks.drift.request_retrain.fn(record, "md5")
+    assert sent[0].tasks == ["harvest"] and sent[0].kind == "data"
