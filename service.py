@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from bioprocessml.serving import metrics, rollout
+from bioprocessml.serving import metrics, rollout, ui
 from bioprocessml.serving.answering import Answerer, Shadow, Unavailable
 from bioprocessml.serving.background import Rounds
 from bioprocessml.serving.batch_state import BatchSummary
@@ -37,6 +37,7 @@ from bioprocessml.serving.deployed import (
     build_deployment,
     wanted_now,
 )
+from bioprocessml.serving.explain import ExplainResponse, explain_frame
 from bioprocessml.serving.incremental import (
     RowsRefused,
     RowsRequest,
@@ -92,6 +93,7 @@ class StageChange(BaseModel):
 @bentoml.service(name="bioprocessml", workers=1, traffic={"timeout": 60})
 @bentoml.asgi_app(admin, path="/admin")
 @bentoml.asgi_app(batches, path="/batches")
+@bentoml.asgi_app(ui.app, path="/ui")  # the plant page
 class BioprocessService:
     def __init__(self) -> None:
         import torch
@@ -113,6 +115,7 @@ class BioprocessService:
             self.reload()
         except Exception:  # the registry is down: not ready until the poller loads the models
             log.exception("loading the models failed; retrying every %s s", serving.poll_seconds)
+        self.view = ui.attach(ui.OperatorView(self.settings, self.spec, lambda: self.deployment))
         threading.Thread(target=self._follow_registry, name="registry", daemon=True).start()
 
     def __is_ready__(self) -> bool:
@@ -141,7 +144,20 @@ class BioprocessService:
         except RuntimeError as exc:
             return self._refuse(500, str(exc))
         self._run_later(shadows)
+        self.view.remember(lambda: frame, response)  # a reference for the plant page
         return response
+
+    @bentoml.api
+    def explain(self, batch_id: str, rows: list[dict[str, Cell]]) -> ExplainResponse:
+        """SHAP values of the answers /predict gives for the same rows, per dataset-spec column
+        and unit: base value (the average batch's answer) + contributions = prediction."""
+        try:
+            frame = request_frame(batch_id, rows, self.spec, self.settings.serving.max_rows)
+        except InputError as exc:
+            return self._refuse(422, str(exc))
+        if not self.deployment.ready:
+            return self._refuse(503, "no champion yet")
+        return explain_frame(self.deployment, frame, self.spec, self.settings)
 
     @batches.post("/{batch_id}/rows", response_model=RowsResponse, responses=REFUSALS)
     def add_batch_rows(self, batch_id: str, request: RowsRequest) -> Any:
@@ -157,6 +173,7 @@ class BioprocessService:
         except RowsRefused as refused:
             return self._refuse(refused.status, refused.message, refused.body())
         self._run_later(shadows)
+        self.view.remember(lambda: self._held_frame(batch_id), response)
         return Response(response.model_dump_json(), media_type="application/json")  # as is
 
     @batches.get("/{batch_id}", response_model=BatchSummary, responses=REFUSALS)
@@ -178,6 +195,10 @@ class BioprocessService:
         except Exception as exc:  # the database cannot delete now: nothing is forgotten half
             log.exception("ending batch %s failed", batch_id)
             return self._refuse(503, f"the batch's stored rows cannot be deleted now: {exc}")
+
+    def _held_frame(self, batch_id: str) -> Any:
+        with self.store.open(batch_id) as history:
+            return history.frame()
 
     def _run_later(self, shadows: list[Shadow]) -> None:
         for shadow in shadows:  # only once every answer is ready: they never delay it
@@ -271,3 +292,6 @@ class BioprocessService:
         decision = Decision(stage=change.stage, reason=f"manual: {change.reason}")
         rollout.apply(self.settings, state, decision, None, notify=False)
         return self.reload()
+
+
+ui.describe_service(BioprocessService)  # issue 18: Swagger describes this service

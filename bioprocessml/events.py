@@ -18,6 +18,8 @@ BATCH_ACCEPTED = "bioprocess.batch.accepted"
 BATCH_QUARANTINED = "bioprocess.batch.quarantined"
 DRIFT_DETECTED = "bioprocess.drift.detected"
 MODEL_CHALLENGER = "bioprocess.model.challenger"
+MODEL_PROMOTED = "bioprocess.model.promoted"
+MODEL_ROLLED_BACK = "bioprocess.model.rolled_back"
 STACK_PROBE = "bioprocess.stack.probe"
 
 
@@ -70,6 +72,18 @@ class ChallengerPayload(BaseModel):
     candidate: str
     reason: str
     metrics: dict[str, float] = {}
+
+
+class StagePayload(BaseModel):
+    """A rollout ended: the challenger was promoted or rolled back (notifications react)."""
+
+    task: str
+    model: str = Field(description="registered model name")
+    version: str = Field(description="the challenger's version")
+    champion_version: str = Field(description="the champion it was compared with")
+    stage: str = Field(description="promoted | rolled_back")
+    reason: str
+    batch_id: str | None = None
 
 
 def model_resource(name: str) -> dict[str, str]:

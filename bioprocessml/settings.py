@@ -159,6 +159,23 @@ class Runtime(BaseModel):
     )
 
 
+class Observability(BaseModel):
+    """What `up` serves for operators next to the pipeline (issue 18), and the alert rules."""
+
+    evidently_port: int = Field(8000, ge=1, le=65535, description="Evidently UI (monitoring)")
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Prometheus, if installed")
+    exporter_port: int = Field(9108, ge=1, le=65535, description="the pipeline's own metrics")
+    scrape_seconds: float = Field(5.0, gt=0, description="Prometheus scrape/evaluation interval")
+    no_batch_hours: float = Field(24.0, gt=0, description="alert when no batch arrived this long")
+    webhook_url: str | None = Field(
+        None, description="Slack/Teams-style JSON on quarantine, drift, promotion, rollback"
+    )
+    local_receiver: bool = Field(
+        False, description="`up` runs a local webhook receiver (<state_dir>/notifications.jsonl)"
+    )
+    receiver_port: int = Field(9109, ge=1, le=65535, description="port of that receiver")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BIOPROCESSML_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -181,6 +198,7 @@ class Settings(BaseSettings):
     training: Training = Training()
     rollout: Rollout = Rollout()
     serving: Serving = Serving()
+    observability: Observability = Observability()
     runtime: Runtime = Runtime()
     experiment: str = Field("bioprocessml", description="MLflow experiment of training runs")
     reports_dir: Path = Field(Path("monitoring/reports"), description="drift reports (HTML, JSON)")

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from bioprocessml.ingest.accepted import load_training_data
 from bioprocessml.settings import Settings
 from bioprocessml.spec import load_spec
-from models.base import TASKS, Task
+from models.base import TASKS, Candidate, Task
 from models.gate import GateResult, beats_naive, calibrated, offline_gate, pick_best
 from models.registry import (
     CHALLENGER,
@@ -93,8 +93,23 @@ def train_and_log(
             run.candidate, run.metrics, split.lineage, example_input(split), run.plots,
             experiment_id=experiment, parent_run_id=parent_run_id,
         )  # fmt: skip
+        log_global_importance(run_id, run.candidate, split, settings, Path(tmp))  # issue 18
     log.info("%s/%s held-out %s", task, name, {k: round(v, 4) for k, v in run.metrics.items()})
     return LoggedCandidate(name=name, task=task, run_id=run_id, model_uri=uri, metrics=run.metrics)
+
+
+def log_global_importance(
+    run_id: str, candidate: Candidate, split: Split, settings: Settings, folder: Path
+) -> None:
+    """The candidate's global importance (table + plot) in its run; a failure to explain is
+    logged, never a reason to lose the trained candidate."""
+    from models.explain import log_importance
+
+    try:
+        log_importance(run_id, candidate, split.for_task(candidate.task)[1].histories,
+                       load_spec(settings.spec_path), folder)  # fmt: skip
+    except Exception:
+        log.exception("%s/%s: global importance not logged", candidate.task, candidate.name)
 
 
 def gate_task(

@@ -16,6 +16,7 @@ from bioprocessml.settings import ASSAYS_SUFFIX, Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Candidate, Prediction, Samples, Task
 from models.evaluate import score, split_batches
+from models.explain_masking import attach_reference
 from models.features import FeatureSpec, make_samples
 from models.naive import NaiveModel
 from models.plots import plot_parity, plot_trajectories
@@ -120,6 +121,7 @@ def train_candidate(
 ) -> CandidateRun:
     train, holdout = split.for_task(task)
     candidate = build_candidate(name, task, split.features, settings).fit(train)
+    attach_reference(candidate, split.train, split.features)  # issue 18: explanations
     prediction = candidate.predict(holdout.histories)
     metrics = evaluate(prediction, task, split)
     title = (

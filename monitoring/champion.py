@@ -25,6 +25,7 @@ class Champion:
     holdout_batches: list[str]
     validation_rmse: float
     predict: Callable[[list[pd.DataFrame]], FloatArray]
+    interval: Callable[[list[pd.DataFrame]], pd.DataFrame] | None = None  # mean, lower, upper
 
 
 def load_champion(settings: Settings) -> Champion | None:
@@ -36,9 +37,11 @@ def load_champion(settings: Settings) -> Champion | None:
     model = load_alias(TASK, CHAMPION)
     lineage = Lineage.from_tags(version.tags)
 
+    def interval(histories: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.DataFrame(model.predict(histories_frame(histories)))[["mean", "lower", "upper"]]
+
     def predict(histories: list[pd.DataFrame]) -> FloatArray:
-        output = pd.DataFrame(model.predict(histories_frame(histories)))
-        return np.asarray(output["mean"], dtype=float)
+        return np.asarray(interval(histories)["mean"], dtype=float)
 
     return Champion(
         version=str(version.version),
@@ -48,4 +51,18 @@ def load_champion(settings: Settings) -> Champion | None:
             run.data.metrics.get("holdout_batch_rmse", run.data.metrics["holdout_rmse"])
         ),
         predict=predict,
+        interval=interval,
     )
+
+
+def interval_coverage(champion: Champion, frame: pd.DataFrame, target: str) -> tuple[float, int]:
+    """Share of the batch's assays inside the champion's 95 % interval, and how many assays."""
+    from monitoring.concept import labelled_points
+
+    points = labelled_points(frame, target)
+    if not points or champion.interval is None:
+        return float("nan"), 0
+    band = champion.interval([h for h, _ in points])
+    actual = np.array([y for _, y in points])
+    inside = (band["lower"].to_numpy() <= actual) & (actual <= band["upper"].to_numpy())
+    return float(inside.mean()), len(actual)

@@ -28,6 +28,8 @@ class DriftRecord(BaseModel):
     batch_rmse: float | None = None
     naive_rmse: float | None = None
     error_ratio: float | None = None
+    coverage: float | None = None  # share of the batch's assays inside the champion's 95 % band
+    coverage_points: int = 0
     cusum: float = 0.0
     concept_alarm: bool = False
     live: list[LiveScore] = []

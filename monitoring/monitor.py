@@ -3,6 +3,8 @@ the batch's labels (concept drift, and against the naive forecast), and whether 
 
 from __future__ import annotations
 
+import logging
+
 from bioprocessml.ingest.accepted import accepted_ids, read_accepted, window_ids
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.rollout_store import active_rollouts
@@ -11,13 +13,16 @@ from bioprocessml.spec import DatasetSpec, load_spec
 from models.base import TASKS, Task
 from models.features import FeatureSpec
 from models.registry import CHAMPION, alias_version
-from monitoring.champion import Champion, load_champion
+from monitoring.champion import Champion, interval_coverage, load_champion
 from monitoring.concept import LiveError, assess_concept, batch_error, concept_reason
+from monitoring.dashboard import add_batch_snapshot
 from monitoring.data_drift import check_data_drift
 from monitoring.drift_limits import spec_ranges
 from monitoring.history import DriftRecord, load_history, save_record
 from monitoring.retrain_policy import decide_retrain
 from monitoring.usefulness import harvest_score, soft_sensor_score, worse_than_naive
+
+log = logging.getLogger(__name__)
 
 
 def champions_now() -> dict[Task, bool]:
@@ -37,6 +42,8 @@ def check_concept(
     if error is None:
         return
     record.batch_rmse = error
+    covered, points = interval_coverage(champion, frame, spec.target)  # issue 18
+    record.coverage, record.coverage_points = (covered if points else None), points
     t = settings.thresholds
     live = [
         LiveError(batch_id=r.batch_id, error=r.batch_rmse, data_drift=r.data_drift)
@@ -140,4 +147,8 @@ def monitor_batch(settings: Settings, batch_id: str, pending: bool = False) -> D
     record.tasks, record.deferred = list(decision.tasks), list(decision.deferred)
     record.reasons = decision.reasons
     save_record(settings.reports_dir, record)
+    try:  # issue 18: the Evidently monitoring project (a view: never blocks the decision)
+        add_batch_snapshot(settings, record)
+    except Exception:
+        log.exception("%s: Evidently snapshot not added; the check itself stands", batch_id)
     return record

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bioprocessml.settings import Runtime, Serving, Settings
+from bioprocessml.settings import Observability, Runtime, Serving, Settings
 from bioprocessml.stack.servers import down, free_port, up
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
         watch_settle_seconds=0.5,
         serving=Serving(port=free_port(), admin_token="stack-admin-token-not-for-logs-0123"),
+        observability=Observability(exporter_port=free_port()),  # issue 18
         runtime=Runtime(reconcile_seconds=10, reconcile_grace_seconds=15),
     )
     try:

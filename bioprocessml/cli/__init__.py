@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from bioprocessml.cli import backtest, data, models, stack
+from bioprocessml.cli import backtest, data, models, ops, stack  # ops: issue 18
 from bioprocessml.cli.app import app, err_console
 from bioprocessml.errors import BioprocessMLError
 
-__all__ = ["app", "backtest", "data", "main", "models", "stack"]
+__all__ = ["app", "backtest", "data", "main", "models", "ops", "stack"]
 
 
 def main() -> None:

@@ -38,6 +38,11 @@ def up(
         start(settings, watch=watch)
     console.print(f"Prefect UI: {settings.prefect_api_url.removesuffix('/api')}")
     console.print(f"prediction service (Swagger UI): {settings.serving.url}")
+    console.print(f"plant page: {settings.serving.url}/ui/")  # issue 18
+    console.print(f"Evidently dashboard: http://127.0.0.1:{settings.observability.evidently_port}")
+    console.print(
+        f"Prometheus alerts: http://127.0.0.1:{settings.observability.prometheus_port}/alerts"
+    )
     console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
 
 
@@ -115,11 +120,16 @@ def print_urls(settings: Settings) -> None:
     prefect = settings.prefect_api_url.removesuffix("/api")
     mlflow = f"http://127.0.0.1:{settings.mlflow_ui_port}"
     docs = sorted(settings.quarantine_dir.resolve().glob("*/**/index.html"))
+    obs = settings.observability
     for name, url in [
         ("Prefect deployments", f"{prefect}/deployments"), ("Prefect events", f"{prefect}/events"),
         ("Prefect flow runs", f"{prefect}/runs"), ("MLflow runs", f"{mlflow}/#/experiments"),
         ("MLflow registry (aliases)", f"{mlflow}/#/models"),
         ("BentoML Swagger UI", settings.serving.url),
+        ("plant page", f"{settings.serving.url}/ui/"),  # issue 18: the next four
+        ("Evidently dashboard", f"http://127.0.0.1:{obs.evidently_port}"),
+        ("Prometheus alerts", f"http://127.0.0.1:{obs.prometheus_port}/alerts"),
+        ("pipeline metrics", f"http://127.0.0.1:{obs.exporter_port}/metrics"),
         ("Evidently reports", str(settings.reports_dir.resolve())),
         ("GX Data Docs", str(docs[0]) if docs else "none"),
     ]:  # fmt: skip

@@ -10,6 +10,7 @@ from urllib.error import URLError
 
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.ingest.accepted import read_accepted
+from bioprocessml.serving.announce import announce_stage
 from bioprocessml.serving.db import engine_for
 from bioprocessml.serving.prediction_log import (
     batch_predictions,
@@ -82,6 +83,7 @@ def apply(
     )
     log.info("%s rollout of version %s: %s (%s)", state.task, state.challenger_version,
              decision.stage, decision.reason)  # fmt: skip
+    announce_stage(state, decision, batch)  # issue 18: notifications
     if notify:
         notify_service(settings)
 

@@ -78,9 +78,10 @@ def demo_settings(settings: Settings, quick: bool) -> Settings:
     })  # fmt: skip
     training = settings.training.model_copy(update={"candidates": ["pls", "gp"]} if quick else {})
     rollout = settings.rollout.model_copy(update={"min_batches": 3, "canary_share": 0.5})
+    observability = settings.observability.model_copy(update={"local_receiver": True})
     return settings.model_copy(update={
         "data_dir": state / "data", "reports_dir": state / "reports", "thresholds": thresholds,
-        "training": training, "rollout": rollout,
+        "training": training, "rollout": rollout, "observability": observability,  # issue 18
     })  # fmt: skip
 
 

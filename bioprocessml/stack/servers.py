@@ -235,6 +235,9 @@ def up(settings: Settings, watch: bool = True, serve: bool = True, ui: bool = Tr
         start_service(settings)
     if watch:
         start_watcher(settings)
+    from bioprocessml.stack.observability import start_observability  # issue 18
+
+    start_observability(settings, ui=ui)  # issue 18: exporter, Evidently UI, Prometheus, notify
     if mlflow_ui is not None:
         wait_http(f"http://127.0.0.1:{settings.mlflow_ui_port}/health", mlflow_ui, 120, "MLflow UI")
 

@@ -3,16 +3,23 @@ replays the same files offline and must reach the same decisions."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from bioprocessml.backtest.run import run_backtest
-from bioprocessml.settings import Serving, Settings
+from bioprocessml.settings import Observability, Serving, Settings
 from bioprocessml.stack.campaign import CampaignPlan, demo_settings, run_campaign
 from bioprocessml.stack.servers import down, free_port
 from bioprocessml.stack.timeline import build_timeline, decision_log
+from tests.integration.conftest import wait_until
+
+
+def notified(path: Path) -> set[str]:
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {json.loads(line).get("event") for line in lines}
 
 
 def replayable(settings: Settings, into: Path) -> tuple[set[str], Path]:
@@ -39,11 +46,21 @@ def test_short_campaign_timeline_and_its_backtest(
     base = Settings(
         state_dir=tmp_path / "state", prefect_api_url=f"http://127.0.0.1:{free_port()}/api",
         serving=Serving(port=free_port()), mlflow_ui_port=free_port(), watch_settle_seconds=0.5,
+        observability=Observability(
+            evidently_port=free_port(), prometheus_port=free_port(), exporter_port=free_port(),
+            receiver_port=free_port(),
+        ),
     )  # fmt: skip
     settings = demo_settings(base, quick=True)
     plan = CampaignPlan(normal=8, corrupt=2, changed=12, after_weak=6)
     try:
         report, seconds = run_campaign(settings, plan, print)
+        # Issue 18: the automations' webhooks reached the demo's receiver (sent by the Prefect
+        # server shortly after each event, so wait before stopping it).
+        sent = settings.state_dir / "notifications.jsonl"
+        wanted = {"bioprocess.batch.quarantined", "bioprocess.model.promoted",
+                  "bioprocess.model.rolled_back"}  # fmt: skip
+        wait_until(lambda: wanted <= notified(sent), timeout=120, what=f"webhooks {wanted}")
     finally:
         down(settings)
     rows = build_timeline(settings)
@@ -64,6 +81,11 @@ def test_short_campaign_timeline_and_its_backtest(
     rolled_back = [m for m, stage in stages if stage == "rolled_back"]
     assert rolled_back and rolled_back[-1] != promoted[0], stages
     assert report is not None and report.failed == 0 and report.sent > 20, report
+    from monitoring.dashboard import snapshot_batches  # one Evidently snapshot per check
+    from monitoring.history import load_history
+
+    snapshots = snapshot_batches(settings)  # a task retry may check a batch twice
+    assert set(snapshots) == {r.batch_id for r in load_history(settings.reports_dir)}
 
     # The same files, offline: the same verdicts, drift flags, retrainings, gates and rollouts.
     batches, labels = replayable(settings, tmp_path / "replay" / "files")
