@@ -111,7 +111,9 @@ def fill_missing(matrix: FloatArray, fill: FloatArray | None) -> FloatArray:
 
 
 def make_samples(batches: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> Samples:
-    """Cut each whole batch into training or test samples (never mixing batches)."""
+    """Cut each whole batch into training or test samples (never mixing batches). A soft-sensor
+    sample is the titer at an assay, from the history up to it without that assay's result:
+    a model that reads the batch's own assays (`+assays`) must not see the answer."""
     histories, targets, groups, times, fractions = [], [], [], [], []
     for batch in batches:
         time = batch[TIME].to_numpy(dtype=float)
@@ -125,7 +127,11 @@ def make_samples(batches: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> Sa
             final = float(assays[fs.target].iloc[-1])
             cuts = [(time[0] + f * duration, final) for f in HARVEST_FRACTIONS]
         for cut, target in cuts:
-            histories.append(batch[time <= cut + 1e-9])
+            history = batch[time <= cut + 1e-9]
+            if task == "soft_sensor":  # the sample's own lab result is not known when it is drawn
+                history = history.copy()
+                history.loc[history[TIME] >= cut - 1e-9, fs.target] = np.nan
+            histories.append(history)
             targets.append(target)
             groups.append(str(batch[BATCH_ID].iloc[0]))
             times.append(cut)

@@ -129,7 +129,7 @@ def score_step(step: Step, batch: pd.DataFrame | None, target: str) -> BatchScor
         verdict=step.verdict, reason=step.reasons[0] if step.reasons else "",
         decision=decision_text(step), champions=step.champions, rollout=step.rollout,
         retrain="; ".join(f"{o.task}: {o.decision}{f' v{o.version}' if o.version else ''}"
-                          for o in step.retrain),
+                          f" ({o.candidate})" for o in step.retrain),
     )  # fmt: skip
     if record is not None:
         score.warming_up = bool(record.details.get("warming_up", not record.report))

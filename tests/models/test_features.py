@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bioprocessml.dataset import TIME
 from bioprocessml.spec import DatasetSpec
 from models.features import FeatureSpec, feature_matrix, make_samples
 from models.pls import PLSModel
@@ -30,3 +31,23 @@ def test_missing_values_use_training_means(
     )
     gap, intact = model.predict([history]).mean[0], model.predict([samples.histories[3]]).mean[0]
     assert abs(gap - intact) < 0.5, "a silent probe must not read as 0 °C"
+
+
+def test_a_soft_sensor_sample_hides_its_own_assay_only(
+    spec: DatasetSpec, normal_batches: list[pd.DataFrame]
+) -> None:
+    """Held out or trained on, a sample at an assay must not carry that assay's result: a
+    `+assays` candidate would return it and score an error of 0 in the gate."""
+    fs = FeatureSpec.from_spec(spec)
+    samples = make_samples(normal_batches[:2], fs, "soft_sensor")
+    batch = normal_batches[0]
+    for history, target in zip(samples.histories[3:6], samples.targets[3:6], strict=True):
+        assert np.isnan(history[fs.target].iloc[-1])
+        earlier = history[fs.target].iloc[:-1].dropna()
+        full = batch.loc[batch[TIME] < history[TIME].iloc[-1], fs.target].dropna()
+        assert len(earlier) == len(full) > 0, "earlier assays stay"
+        assert target == pytest.approx(
+            float(batch.loc[batch[TIME] == history[TIME].iloc[-1], fs.target].iloc[0])
+        )
+    harvest = make_samples(normal_batches[:1], fs, "harvest")
+    assert harvest.histories[-1][fs.target].notna().any()
