@@ -110,6 +110,15 @@ def fill_missing(matrix: FloatArray, fill: FloatArray | None) -> FloatArray:
     return matrix
 
 
+def without_own_assay(history: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The history up to a sample, without that sample's lab result of `target` (a copy): it is
+    not known when the sample is drawn, and a `+assays` model would simply return it."""
+    history = history.copy()
+    last = history[TIME].to_numpy(dtype=float)[-1]
+    history.loc[history[TIME] >= last - 1e-9, target] = np.nan
+    return history
+
+
 def make_samples(batches: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> Samples:
     """Cut each whole batch into training or test samples (never mixing batches). A soft-sensor
     sample is the titer at an assay, from the history up to it without that assay's result:
@@ -128,9 +137,8 @@ def make_samples(batches: list[pd.DataFrame], fs: FeatureSpec, task: Task) -> Sa
             cuts = [(time[0] + f * duration, final) for f in HARVEST_FRACTIONS]
         for cut, target in cuts:
             history = batch[time <= cut + 1e-9]
-            if task == "soft_sensor":  # the sample's own lab result is not known when it is drawn
-                history = history.copy()
-                history.loc[history[TIME] >= cut - 1e-9, fs.target] = np.nan
+            if task == "soft_sensor":
+                history = without_own_assay(history, fs.target)
             histories.append(history)
             targets.append(target)
             groups.append(str(batch[BATCH_ID].iloc[0]))

@@ -152,8 +152,10 @@ def judge_champion(
     bounds: tuple[float, float], naive_margin: float,
 ) -> GateResult:  # fmt: skip
     """The champion on held-out batches it was not trained on: still better than the naive
-    forecast? If not, a candidate that is takes its place at once; without one it retires."""
-    useful, why = beats_naive(champion, naive_margin)
+    forecast? If not, a candidate that beats it by the margin takes its place at once; without
+    one it retires. No margin here (hysteresis): a candidate enters only `naive_margin` better
+    than naive, and a champion about as good as naive keeps serving rather than flapping."""
+    useful, why = beats_naive(champion, 0.0)
     if useful:
         return gate
     verdict = f"the champion no longer beats the naive forecast ({why})"

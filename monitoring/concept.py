@@ -27,20 +27,21 @@ from pydantic import BaseModel
 
 from bioprocessml.dataset import TIME
 from models.evaluate import mean_batch_rmse
+from models.features import without_own_assay
 
 Predict = Callable[[list[pd.DataFrame]], np.ndarray]
 
 
 def labelled_points(frame: pd.DataFrame, target: str) -> list[tuple[pd.DataFrame, float]]:
-    """(history up to each assay of `target`, assay value), without the assay at batch start
-    (nothing to predict from yet): the same cuts as the soft sensor's training samples."""
+    """(history up to each assay of `target` without its result, assay value), without the assay
+    at batch start (nothing to predict from yet): the soft sensor's samples (`make_samples`)."""
     if target not in frame or frame.empty:
         return []
     frame = frame.sort_values(TIME)
     time = frame[TIME].to_numpy(dtype=float)
     assays = frame[[TIME, target]].dropna()
     return [
-        (frame[time <= t + 1e-9], float(y))
+        (without_own_assay(frame[time <= t + 1e-9], target), float(y))
         for t, y in assays.itertuples(index=False)
         if t > time[0]
     ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from models.gate import calibrated, offline_gate, pick_best, wilson_interval
+from models.retraining import LoggedCandidate, judge_champion
 
 pytestmark = pytest.mark.unit
 
@@ -89,3 +90,21 @@ def test_lineage_reads_back_from_its_tags() -> None:
         train_batches=["N001", "N002"], holdout_batches=["N003"],
     )  # fmt: skip
     assert Lineage.from_tags({**lineage.tags(), "run_id": "x"}) == lineage
+
+
+@pytest.mark.parametrize(
+    ("champion_rmse", "candidate_rmse", "decision"),
+    [(0.97, 1.01, "rejected"),  # as good as naive (1.0), not 5 % better: keeps serving
+     (1.02, 1.01, "retired"),  # worse than naive, no candidate 5 % better: retires
+     (1.02, 0.90, "champion")],  # worse than naive, a useful candidate replaces it at once
+)  # fmt: skip
+def test_a_champion_retires_only_when_no_better_than_naive(
+    champion_rmse: float, candidate_rmse: float, decision: str
+) -> None:
+    """Hysteresis: a model enters 5 % better than naive and leaves when it is not better at all,
+    so a champion near the naive forecast does not flip the service on and off."""
+    best = LoggedCandidate(name="pls", task="soft_sensor", run_id="r", model_uri="m",
+                           metrics=m(candidate_rmse, naive=1.0))  # fmt: skip
+    champion = m(champion_rmse, naive=1.0)
+    gate = offline_gate("pls", best.metrics, champion, 0.05, BOUNDS, naive_margin=0.05)
+    assert judge_champion(gate, best, champion, BOUNDS, 0.05).decision == decision

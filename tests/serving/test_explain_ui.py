@@ -13,7 +13,7 @@ from bioprocessml.serving.request import request_rows
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
-from tests.serving.conftest import register_champions
+from tests.serving.conftest import register_champions, wait_for_rows
 
 
 @pytest.fixture
@@ -53,11 +53,13 @@ def test_explain_adds_up_to_the_predict_answer_in_spec_columns(
 
 @pytest.mark.usefixtures("champions")
 def test_overview_shows_batches_models_and_the_latest_answers_attributions(
-    client: TestClient, live_batches: list[pd.DataFrame], spec: DatasetSpec
-) -> None:
+    client: TestClient, live_batches: list[pd.DataFrame], spec: DatasetSpec,
+    serving_settings: Settings,
+) -> None:  # fmt: skip
     for upto in (8.0, 16.0, 24.0, 40.0):
         assert client.post("/predict", json=body(live_batches[1], spec, upto)).status_code == 200
     client.post("/predict", json=body(live_batches[2], spec, 12.0))
+    wait_for_rows(serving_settings, 10)  # the log is written in the background
     view = client.get("/ui/api/overview").json()
     assert [b["batch_id"] for b in view["batches"]][:2] == ["N103", "N102"]
     running = view["batches"][1]

@@ -72,7 +72,7 @@ def test_predict_answers_both_titers_with_intervals_and_logs_them(
     assert abs(body["titer_now"]["mean"] - truth) < 1.0
     assert client.get("/readyz").status_code == 200
 
-    log = logged(serving_settings)
+    log = wait_for_rows(serving_settings, 2)  # written after the answer, in the background
     assert len(log) == 2 and set(log["task"]) == {"soft_sensor", "harvest"}
     assert log["served"].all() and (log["request_id"] == body["request_id"]).all()
     assert set(log["route"]) == {"champion"} and log["error"].isna().all()
