@@ -113,7 +113,7 @@ class Training(BaseModel):
     """Retraining: which candidates, how batches are held out, how tasks run."""
 
     candidates: list[str] = Field(
-        ["pls", "gp", "lstm"],
+        ["pls", "gp", "lstm", "gp+assays"],
         description="pls, gp, lstm, hybrid; '<name>+assays' (soft sensor only) is that candidate "
         "corrected by the batch's own titer assays",
     )
