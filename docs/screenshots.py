@@ -1,5 +1,5 @@
 """Screenshots of the operator's pages of a running stack (after `make demo`), for the README:
-`.venv/bin/python docs/screenshots.py` → docs/plant-page.png, docs/evidently-dashboard.png,
+`PYTHONPATH=. .venv/bin/python docs/screenshots.py` → docs/plant-page.png, docs/evidently-dashboard.png,
 docs/prometheus-alerts.png. Uses the same headless Chromium as the tests (tests/browser.py)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from bioprocessml.settings import Settings
 from bioprocessml.stack.campaign import demo_settings
+from bioprocessml.stack.prometheus import alerts_page
 from monitoring.dashboard import open_project
 from tests.browser import chromium
 
@@ -43,7 +44,7 @@ def main() -> None:
         settle=6.0,
     )
     shoot(
-        f"http://127.0.0.1:{obs.prometheus_port}/alerts?search=",
+        alerts_page(obs.prometheus_port),
         DOCS / "prometheus-alerts.png",
         "RolloutRolledBack",
         1400,

@@ -9,6 +9,7 @@ import typer
 
 from bioprocessml.cli.app import JsonOption, app, console, print_json
 from bioprocessml.settings import Settings
+from bioprocessml.stack.prometheus import alerts_page
 
 
 @app.command()
@@ -40,9 +41,7 @@ def up(
     console.print(f"prediction service (Swagger UI): {settings.serving.url}")
     console.print(f"plant page: {settings.serving.url}/ui/")  # issue 18
     console.print(f"Evidently dashboard: http://127.0.0.1:{settings.observability.evidently_port}")
-    console.print(
-        f"Prometheus alerts: http://127.0.0.1:{settings.observability.prometheus_port}/alerts"
-    )
+    console.print(f"Prometheus alerts: {alerts_page(settings.observability.prometheus_port)}")
     console.print(f"drop batch files into {settings.incoming_dir.resolve()}")
 
 
@@ -128,7 +127,7 @@ def print_urls(settings: Settings) -> None:
         ("BentoML Swagger UI", settings.serving.url),
         ("plant page", f"{settings.serving.url}/ui/"),  # issue 18: the next four
         ("Evidently dashboard", f"http://127.0.0.1:{obs.evidently_port}"),
-        ("Prometheus alerts", f"http://127.0.0.1:{obs.prometheus_port}/alerts"),
+        ("Prometheus alerts", alerts_page(obs.prometheus_port)),
         ("pipeline metrics", f"http://127.0.0.1:{obs.exporter_port}/metrics"),
         ("Evidently reports", str(settings.reports_dir.resolve())),
         ("GX Data Docs", str(docs[0]) if docs else "none"),

@@ -26,6 +26,20 @@ COMMITTED_RULES = PROJECT_ROOT / "ops" / "prometheus" / "alerts.yml"
 MISSING = "prometheus is not installed (Debian: apt-get install prometheus)"
 
 
+def alerts_page(port: int) -> str:
+    """The alerts page of the Prometheus on `port`: `/alerts`, or `/classic/alerts` in Debian's
+    build (it ships only the classic UI; `/alerts` answers 404 there)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if httpx.get(f"{url}/alerts", timeout=2).status_code == 404:
+            return f"{url}/classic/alerts"
+    except httpx.HTTPError:
+        pass  # not running (yet): the upstream path
+    return f"{url}/alerts"
+
+
 def binary(name: str = "prometheus") -> str | None:
     return shutil.which(name)
 
