@@ -9,7 +9,6 @@ batch is asked about at several times while it "runs", before its file arrives.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -125,7 +124,14 @@ def inject_weak_challenger(settings: Settings, task: Task, bias: float) -> str:
         task=task, model=MODEL_NAMES[task], version=version, run_id=run_id,
         candidate=weak.name, reason=reason,
     )  # fmt: skip
-    emit(MODEL_CHALLENGER, model_resource(MODEL_NAMES[task]), payload)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # Prefect reads its settings once per process: in a process that imported it before (a test
+    # session), an environment variable set now would not reach the event client.
+    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+        sent = emit(MODEL_CHALLENGER, model_resource(MODEL_NAMES[task]), payload)
+    if sent is None:
+        raise CampaignError(f"the challenger event was not sent to {settings.prefect_api_url}")
     return version
 
 
@@ -146,7 +152,6 @@ def run_campaign(
     """Run every phase through the live stack; returns the client's report and the seconds.
     Every file dropped is listed in `<state>/campaign/labels.csv`, in order, with its label
     (`normal`, `corrupt`, `raw-material`): `bioprocessml backtest` can replay the same history."""
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url  # for the one injected event
     reset(settings)
     say("starting the stack: Prefect server, worker, MLflow UI, BentoML service, watcher…")
     up(settings)
