@@ -42,8 +42,8 @@ from bioprocessml.settings import DEFAULT_SPEC, Settings
 from bioprocessml.spec import load_spec
 from models.anchored import AssayAnchoredModel
 from models.base import Prediction, Samples, Task
-from models.evaluate import naive_harvest
 from models.features import FeatureSpec, make_samples
+from models.naive import NaiveModel
 from models.training import build_candidate
 
 RESULTS = Path(__file__).parent / "results"
@@ -131,7 +131,7 @@ def evaluate_split(
     train_soft = make_samples(train_batches, fs, "soft_sensor")
     train_harvest = make_samples(train_batches, fs, "harvest")
     test_harvest = make_samples(test_batches, fs, "harvest")
-    naive = np.full(len(test_harvest), naive_harvest(train_harvest))
+    naive = NaiveModel("harvest").fit(train_harvest).predict(test_harvest.histories).mean
     for name in candidates:
         model, fit_s = fit_timed(name, "soft_sensor", fs, train_soft)
         pred, pred_s = predict_timed(model, test_soft.histories)
