@@ -174,29 +174,39 @@ class HybridModel:
     def _fit_persistence(
         self, series: list[Series], samples: Samples, now: FloatArray, elapsed: FloatArray
     ) -> None:
-        """Mean trajectory, final titer and gain β(t) on a grid; `oof_` from β fitted
-        without each sample's own batch (leave one batch out of the weighted sums)."""
-        times = np.concatenate([s.time[np.isfinite(s.assays)] for s in series])
-        values = np.concatenate([s.assays[np.isfinite(s.assays)] for s in series])
+        """Mean trajectory, final titer and gain β(t) on a grid; `oof_` from all three fitted
+        without each sample's own batch (a mean that includes the batch pulls its residual
+        towards zero by ~1/batches: too narrow intervals)."""
+        seen = [np.isfinite(s.assays) for s in series]
+        times = np.concatenate([s.time[k] for s, k in zip(series, seen, strict=True)])
+        values = np.concatenate([s.assays[k] for s, k in zip(series, seen, strict=True)])
+        owners = np.concatenate(
+            [[s.batch_id] * int(k.sum()) for s, k in zip(series, seen, strict=True)]
+        )
+        finals = np.array([s.assays[k][-1] for s, k in zip(series, seen, strict=True)])
+        ids = np.array([s.batch_id for s in series])
         self.grid_ = np.linspace(0.0, float(times.max()), 100)
         self.bandwidth_ = max(BANDWIDTH_SHARE * float(times.max()), 1e-6)
-        weights = _kernel(self.grid_, times, self.bandwidth_) + 1e-300
-        self.trajectory_ = (weights @ values) / weights.sum(axis=1)
-        self.final_ = float(np.mean([s.assays[np.isfinite(s.assays)][-1] for s in series]))
-        deviation = now - np.interp(elapsed, self.grid_, self.trajectory_)
-        target = samples.targets - self.final_
-        w = _kernel(self.grid_, elapsed, self.bandwidth_)
-        num, den = w @ (deviation * target), w @ deviation**2
-        self.gain_ = num / np.maximum(den, 1e-12)
+        at_assays = _kernel(self.grid_, times, self.bandwidth_) + 1e-300
+        at_samples = _kernel(self.grid_, elapsed, self.bandwidth_)
+
+        def persistence(keep: np.ndarray, use: np.ndarray) -> tuple[FloatArray, float, FloatArray]:
+            w = at_assays[:, keep]
+            trajectory = (w @ values[keep]) / w.sum(axis=1)
+            final = float(np.mean(finals[np.isin(ids, owners[keep])]))
+            deviation = now[use] - np.interp(elapsed[use], self.grid_, trajectory)
+            ws = at_samples[:, use]
+            num, den = ws @ (deviation * (samples.targets[use] - final)), ws @ deviation**2
+            return trajectory, final, num / np.maximum(den, 1e-12)
+
+        everything = np.ones(len(samples), bool)
+        self.trajectory_, self.final_, self.gain_ = persistence(owners == owners, everything)
         self.oof_ = np.empty(len(samples))
         for g in np.unique(samples.groups):
             mine = samples.groups == g
-            gain = (num - w[:, mine] @ (deviation * target)[mine]) / np.maximum(
-                den - w[:, mine] @ (deviation[mine] ** 2), 1e-12
-            )
-            self.oof_[mine] = (
-                self.final_ + np.interp(elapsed[mine], self.grid_, gain) * deviation[mine]
-            )
+            trajectory, final, gain = persistence(owners != g, ~mine)
+            deviation = now[mine] - np.interp(elapsed[mine], self.grid_, trajectory)
+            self.oof_[mine] = final + np.interp(elapsed[mine], self.grid_, gain) * deviation
 
     def _forecast(self, now: FloatArray, elapsed: FloatArray) -> FloatArray:
         deviation = now - np.interp(elapsed, self.grid_, self.trajectory_)
