@@ -80,13 +80,32 @@ def join_predictions(parts: list[Prediction]) -> Prediction:
     )
 
 
+def passing_widths(pred: Prediction, samples: Samples) -> tuple[float, float]:
+    """Smallest and largest multiple of every interval's half-width (one for all rows) at which
+    the per-batch median coverage lies in [0.90, 0.97]: how far a row is from the band and how
+    narrow the band is (NaN, NaN if no multiple in ×0.4 … ×2.5 does it)."""
+    y, groups = samples.targets, samples.groups
+    half = pred.upper - pred.mean
+    floor = 0.0 if np.all(pred.lower >= 0.0) else -np.inf
+    passing = []
+    for k in np.exp(np.linspace(np.log(0.4), np.log(2.5), 93)):
+        inside = (y >= np.maximum(pred.mean - k * half, floor)) & (y <= pred.mean + k * half)
+        median = np.median([np.mean(inside[groups == g]) for g in np.unique(groups)])
+        if 0.90 <= median <= 0.97:
+            passing.append(k)
+    return (min(passing), max(passing)) if passing else (float("nan"), float("nan"))
+
+
 def interval_metrics(pred: Prediction, samples: Samples) -> dict[str, float]:
     y, groups = samples.targets, samples.groups
     error = pred.mean - y
     inside = (y >= pred.lower) & (y <= pred.upper)
     names = np.unique(groups)
     batch_rmse = [float(np.sqrt(np.mean(error[groups == g] ** 2))) for g in names]
+    low, high = passing_widths(pred, samples)
     return {
+        "passing_width_low": low,
+        "passing_width_high": high,
         "rmse": float(np.sqrt(np.mean(error**2))),
         "batch_rmse_median": float(np.median(batch_rmse)),
         "batch_rmse_max": float(np.max(batch_rmse)),
