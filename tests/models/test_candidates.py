@@ -35,6 +35,9 @@ SMALL = SimConfig(duration_h=72.0, online_interval_min=10.0)
 # median noisy, so it is also asserted over all 20 held-out batches together.
 # Hybrid and the `+assays` modes (added 2026-12 with the variogram age model; criterion set
 # before their first run): median held-out batch coverage in [0.80, 1.00] at ≥ 3 of 5 seeds.
+# Measured at that first run: 4 of 5 for each of them; PLS 4/5, GP 4/5, GP ≤ 1.05 × PLS 4/5;
+# over all 20 held-out batches: PLS 0.93, GP 0.97, hybrid 1.00, PLS/GP/hybrid+assays
+# 0.89/0.93/0.90 (the hybrid over-covers on these small batches).
 MIN_PASSING = {
     "gp_vs_pls": 3, "pls": 4, "gp": 3,
     "hybrid": 3, "pls+assays": 3, "gp+assays": 3, "hybrid+assays": 3,
