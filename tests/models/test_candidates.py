@@ -183,12 +183,14 @@ def test_hybrid_harvest_out_of_fold_forecast_ignores_its_own_batch(fs: FeatureSp
     series = [to_series(h, fs) for h in whole_batches(samples)]
     now = np.random.default_rng(0).uniform(0.0, 5.0, len(samples))
     elapsed = elapsed_hours(samples.histories)
+    ids = np.array([s.batch_id for s in series])
+    folds = [ids[k::3] for k in range(3)]  # as the rate's cross-fit holds batches out
     model = HybridModel("harvest", fs)
-    model._fit_persistence(series, samples, now, elapsed)
+    model._fit_persistence(series, samples, now, elapsed, folds)
     before = model.oof_.copy()
     mine = samples.groups == series[0].batch_id
     series[0] = replace(series[0], assays=series[0].assays + 10.0)
     changed = replace(samples, targets=samples.targets + 10.0 * mine)
-    model._fit_persistence(series, changed, now, elapsed)
+    model._fit_persistence(series, changed, now, elapsed, folds)
     np.testing.assert_allclose(model.oof_[mine], before[mine])
-    assert not np.allclose(model.oof_[~mine], before[~mine])  # the others do see it
+    assert not np.allclose(model.oof_[~mine], before[~mine])  # other folds do see it
