@@ -42,8 +42,8 @@ from bioprocessml.settings import DEFAULT_SPEC, Settings
 from bioprocessml.spec import load_spec
 from models.anchored import AssayAnchoredModel
 from models.base import Prediction, Samples, Task
-from models.evaluate import naive_harvest
 from models.features import FeatureSpec, make_samples
+from models.naive import NaiveModel
 from models.training import build_candidate
 
 RESULTS = Path(__file__).parent / "results"
@@ -80,13 +80,32 @@ def join_predictions(parts: list[Prediction]) -> Prediction:
     )
 
 
+def passing_widths(pred: Prediction, samples: Samples) -> tuple[float, float]:
+    """Smallest and largest multiple of every interval's half-width (one for all rows) at which
+    the per-batch median coverage lies in [0.90, 0.97]: how far a row is from the band and how
+    narrow the band is (NaN, NaN if no multiple in ×0.4 … ×2.5 does it)."""
+    y, groups = samples.targets, samples.groups
+    half = pred.upper - pred.mean
+    floor = 0.0 if np.all(pred.lower >= 0.0) else -np.inf
+    passing = []
+    for k in np.exp(np.linspace(np.log(0.4), np.log(2.5), 93)):
+        inside = (y >= np.maximum(pred.mean - k * half, floor)) & (y <= pred.mean + k * half)
+        median = np.median([np.mean(inside[groups == g]) for g in np.unique(groups)])
+        if 0.90 <= median <= 0.97:
+            passing.append(k)
+    return (min(passing), max(passing)) if passing else (float("nan"), float("nan"))
+
+
 def interval_metrics(pred: Prediction, samples: Samples) -> dict[str, float]:
     y, groups = samples.targets, samples.groups
     error = pred.mean - y
     inside = (y >= pred.lower) & (y <= pred.upper)
     names = np.unique(groups)
     batch_rmse = [float(np.sqrt(np.mean(error[groups == g] ** 2))) for g in names]
+    low, high = passing_widths(pred, samples)
     return {
+        "passing_width_low": low,
+        "passing_width_high": high,
         "rmse": float(np.sqrt(np.mean(error**2))),
         "batch_rmse_median": float(np.median(batch_rmse)),
         "batch_rmse_max": float(np.max(batch_rmse)),
@@ -131,7 +150,7 @@ def evaluate_split(
     train_soft = make_samples(train_batches, fs, "soft_sensor")
     train_harvest = make_samples(train_batches, fs, "harvest")
     test_harvest = make_samples(test_batches, fs, "harvest")
-    naive = np.full(len(test_harvest), naive_harvest(train_harvest))
+    naive = NaiveModel("harvest").fit(train_harvest).predict(test_harvest.histories).mean
     for name in candidates:
         model, fit_s = fit_timed(name, "soft_sensor", fs, train_soft)
         pred, pred_s = predict_timed(model, test_soft.histories)

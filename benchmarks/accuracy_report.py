@@ -13,19 +13,32 @@ production starts, diluted by the measured feeds and volume) from one linear pro
 (75 % of batch time) is the best there. Bad: with online signals only it drifts over the batch
 when a batch's productivity differs from what its sensors show (the error grows with batch
 time, like every online-only soft sensor here, and a few batches are far off: pooled coverage
-0.70); the rate is linear in the signals, so after the +1 K temperature shift (many standard
-deviations of a tightly controlled input) the stale model extrapolates wildly until retrained
-(then it is the best online soft sensor on the changed batches); its early harvest forecasts (25–50 %) are a
-persistence rule on the titer now, no better than naive at 25 % and worse than the GP's at 50 %.
+well below 95 %); the rate is linear in the signals, so after the +1 K temperature shift (many
+standard deviations of a tightly controlled input) the stale model extrapolates wildly until
+retrained (then it is the best online soft sensor on the changed batches); its early harvest
+forecasts (25–50 %) are a persistence rule on the titer now, no better than naive at 25 %.
 
-**Caveats.** Intervals are calibrated so that the *median held-out batch* covers 95 % of its
-hourly points. A soft sensor's error is mostly a batch-level offset, so a batch is covered at
-nearly all hours or at few: per-batch median coverage then swings between ~0.85 and 1.00 with
-which batches are held out (16 batches), and pooled coverage of the online mode is lower than
-95 % (the batches it misses, it misses at most hours). On the built-in simulator the product
-yields vary by batch and move no online signal (a floor for online soft sensors); its assays are
-sparse and noisy (3 %), so the `+assays` gain is smaller there. Timings are on a shared 2-core
-machine under load from other jobs (upper bounds).
+**Calibration, and why some rows miss the [0.90, 0.97] band.** Every candidate's interval is an
+elapsed-time scale times one factor, both from out-of-fold residuals (each from a model that
+never saw the batch), the factor set so that the *median held-out batch* covers 95 % of its
+points (Harrell–Davis median over batches of each batch's 95 % quantile of |z|). The `+assays`
+width grows with the age of the newest assay as the within-batch variogram of those residuals
+says (nugget + random walk + drift): a fresh assay still carries the lab's error, counted at
+both ends of a pair, so the width is right for the next *assay* and errs wide against the
+noise-free true titer scored here (`gp+assays`, `hybrid+assays` at 0.98). A soft sensor's or
+forecast's error is mostly a batch-level offset, so a batch is covered at nearly all of its
+points or at few: the range of widths at which the median of 16 held-out batches lands in
+the band is narrow (±3–10 % of the width for most rows, measured before this calibration), narrower than
+the factor's spread between training folds of 12 batches (±10–20 %). Which side a row misses
+on changes with the data: the LSTM over-covers on the dev set and under-covers on the
+simulator (its out-of-fold residuals come from single ensemble members, its predictions from
+the mean of five). Pooled coverage sits below the per-batch median: the batches an online
+soft sensor misses, it misses at most hours.
+
+**Caveats.** On the built-in simulator the product yields vary by batch and move no online
+signal (a floor for online soft sensors); its assays are sparse and noisy (3 %), so the
+`+assays` gain is smaller there. Timings are on a shared 2-core machine under load from other
+jobs (upper bounds).
 """
 
 
@@ -65,6 +78,16 @@ def harvest_table(table: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def _widths(metrics: dict[str, float]) -> str:
+    """The multiples of the interval width that would have put the row in the band."""
+    low, high = metrics.get("passing_width_low"), metrics.get("passing_width_high")
+    if low is None or high is None:
+        return f"{metrics['batch_coverage_median']:.2f}"
+    if low != low:
+        return f"{metrics['batch_coverage_median']:.2f}, no width in ×0.4–2.5 passes"
+    return f"{metrics['batch_coverage_median']:.2f}, passes at ×{low:.2f}–{high:.2f} the width"
+
+
 def checks(table: dict[str, dict[str, float]]) -> list[str]:
     """The Done-when items of issue 15 that these numbers decide."""
     soft = {k.split("/")[1]: v for k, v in table.items() if k.startswith("soft_sensor/")}
@@ -88,9 +111,10 @@ def checks(table: dict[str, dict[str, float]]) -> list[str]:
             )
     bad = [k for k, v in {**soft, **{f"harvest {k}": v for k, v in harvest.items()}}.items()
            if not 0.90 <= v["batch_coverage_median"] <= 0.97]  # fmt: skip
+    rows = {**soft, **{f"harvest {k}": v for k, v in harvest.items()}}
     out.append(
         f"- per-batch median coverage in [0.90, 0.97] for every row: {not bad}"
-        + (f" (not: {', '.join(bad)})" if bad else "")
+        + (f" (not: {', '.join(f'{k} {_widths(rows[k])}' for k in bad)})" if bad else "")
     )
     if harvest:
         best = min(harvest, key=lambda k: harvest[k]["rmse_at_50"] + harvest[k]["rmse_at_75"])

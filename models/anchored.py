@@ -6,10 +6,15 @@ soft sensor's error is mostly a slowly varying offset of the whole batch, so thi
 of it; what is left grows with the age of the newest assay. Before the first assay the base
 candidate answers alone ("online"); `Prediction.mode` says which mode answered each history.
 
-Intervals: the base's out-of-fold predictions (`oof_`, from models that never saw the batch)
-give corrected residuals one and two assays back; their growth with age sets an exponent p in
-[0.5, 1] (random walk … steady drift), and `models.calibration` the rest, with the width
-scaled by ((age + a₀) / (Δ + a₀))^p, Δ the usual spacing of assays.
+Intervals: the base's out-of-fold errors e = y − oof (from models that never saw the batch)
+give the variogram of the error within a batch: the mean squared change of e between two
+assays a given age apart, fitted as V(age) = nugget + random walk (∝ age) + steady drift
+(∝ age²). The nugget is what does not shrink when the newest assay is fresh: the lab's
+measurement error and the base's hour-to-hour jitter (both ends of a pair carry the lab's
+error, one end at prediction time: the nugget errs wide). Without it the width went to ~0 at
+a fresh assay and the youngest third of hourly predictions missed most often. The width is
+scaled by √(V(age) / V(Δ)), Δ the usual spacing of assays, and `models.calibration` sets the
+rest from the corrected residuals one assay back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from bioprocessml.dataset import TIME
 from models.base import FloatArray, Prediction, Samples, Task
@@ -25,7 +31,8 @@ from models.calibration import IntervalCalibration, elapsed_hours
 from models.online import FeatureView
 
 ONLINE, ASSAYS = "online", "assays"
-MIN_EXPONENT, MAX_EXPONENT = 0.5, 1.0
+MAX_LAG_SPACINGS = 3.0  # variogram fitted to pairs up to this many assay spacings apart
+LAG_BIN = 0.25  # width of the variogram's age bins, in assay spacings
 
 
 def previous_assays(samples: Samples, back: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +45,36 @@ def previous_assays(samples: Samples, back: int) -> tuple[np.ndarray, np.ndarray
         index[rows[back:]] = rows[:-back] if back < len(rows) else []
         age[rows[back:]] = samples.times[rows[back:]] - samples.times[rows[:-back]]
     return index, age
+
+
+def fit_variogram(
+    error: FloatArray, times: FloatArray, groups: np.ndarray, spacing: float
+) -> FloatArray:
+    """Weights (nugget, random walk, drift) of V(a) = w₀ + w₁·a + w₂·a², a = age / spacing:
+    the mean squared change of `error` between two samples of one batch `age` hours apart
+    (pairs up to `MAX_LAG_SPACINGS` spacings, in bins of `LAG_BIN` spacings), fitted by
+    non-negative least squares weighted by √pairs: white noise, a random walk and a steady
+    drift, the three ways a soft sensor's error moves away from the last assay."""
+    lags, squares = [], []
+    for g in np.unique(groups):
+        rows = np.flatnonzero((groups == g) & np.isfinite(error))
+        i, j = np.triu_indices(len(rows), 1)
+        lag = np.abs(times[rows[j]] - times[rows[i]])
+        near = (lag > 0) & (lag <= MAX_LAG_SPACINGS * spacing)
+        lags.append(lag[near] / spacing)
+        squares.append((error[rows[j]] - error[rows[i]])[near] ** 2)
+    lag, square = np.concatenate(lags), np.concatenate(squares)
+    if len(lag) == 0:
+        return np.array([0.0, 1.0, 0.0])
+    at = np.minimum((lag / LAG_BIN).astype(int), int(MAX_LAG_SPACINGS / LAG_BIN) - 1)
+    count = np.bincount(at).astype(float)
+    used = count > 0
+    mean_lag = np.bincount(at, lag)[used] / count[used]
+    mean_square = np.bincount(at, square)[used] / count[used]
+    weight = np.sqrt(count[used])
+    design = np.column_stack([np.ones_like(mean_lag), mean_lag, mean_lag**2])
+    weights, _ = optimize.nnls(design * weight[:, None], mean_square * weight)
+    return weights if weights.sum() > 0 else np.array([0.0, 1.0, 0.0])
 
 
 class AssayAnchoredModel:
@@ -60,34 +97,32 @@ class AssayAnchoredModel:
         return self.calibrate(samples)
 
     def calibrate(self, samples: Samples) -> AssayAnchoredModel:
-        """Age exponent and interval calibration from the base's out-of-fold predictions."""
+        """Variogram and interval calibration from the base's out-of-fold predictions."""
         oof, y = self.base.oof_, samples.targets
-        residual, ages = {}, {}
-        for back in (1, 2):
-            index, age = previous_assays(samples, back)
-            ok = index >= 0
-            corrected = np.full(len(y), np.nan)
-            corrected[ok] = oof[ok] + y[index[ok]] - oof[index[ok]]
-            residual[back], ages[back] = y - corrected, age
-        self.spacing_ = float(np.nanmedian(ages[1]))
-        self.offset_ = 0.1 * self.spacing_
-        rms = [float(np.sqrt(np.nanmean(residual[b] ** 2))) for b in (1, 2)]
-        growth = np.log((2 * self.spacing_ + self.offset_) / (self.spacing_ + self.offset_))
-        exponent = np.log(max(rms[1], 1e-12) / max(rms[0], 1e-12)) / growth
-        self.exponent_ = float(np.clip(exponent, MIN_EXPONENT, MAX_EXPONENT))
+        index, age = previous_assays(samples, 1)
+        ok = index >= 0
+        corrected = np.full(len(y), np.nan)
+        corrected[ok] = oof[ok] + y[index[ok]] - oof[index[ok]]
+        self.spacing_ = float(np.nanmedian(age))
+        self.variogram_ = fit_variogram(y - oof, samples.times, samples.groups, self.spacing_)
         self.calibration_ = IntervalCalibration.fit(
-            residual[1], elapsed_hours(samples.histories), samples.groups,
-            relative=self._relative(ages[1]),
+            y - corrected, elapsed_hours(samples.histories), samples.groups,
+            relative=self._relative(age),
         )  # fmt: skip
         self.params_ = {
             "base": self.base.name, "assay_spacing_h": self.spacing_,
-            "age_exponent": self.exponent_, "calibration_factor": self.calibration_.factor,
+            "nugget_share": float(self.variogram_[0] / self._variance(1.0)),
+            "calibration_factor": self.calibration_.factor,
         }  # fmt: skip
         return self
 
+    def _variance(self, ages_in_spacings: FloatArray | float) -> FloatArray:
+        a = np.asarray(ages_in_spacings, float)
+        return np.asarray(self.variogram_ @ np.array([np.ones_like(a), a, a**2]), dtype=float)
+
     def _relative(self, age: FloatArray) -> FloatArray:
-        ratio = (np.nan_to_num(age) + self.offset_) / (self.spacing_ + self.offset_)
-        return np.asarray(ratio**self.exponent_, dtype=float)
+        ratio = self._variance(np.maximum(np.nan_to_num(age), 0.0) / self.spacing_)
+        return np.asarray(np.sqrt(ratio / self._variance(1.0)), dtype=float)
 
     def predict(self, histories: list[pd.DataFrame]) -> Prediction:
         if not histories:

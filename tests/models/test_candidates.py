@@ -8,7 +8,7 @@ hour against the simulator's true titer (never a model input)."""
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,11 @@ from bioprocessml.simulation.simulator import SimConfig
 from bioprocessml.spec import DatasetSpec
 from models.anchored import ASSAYS, ONLINE, AssayAnchoredModel
 from models.base import Prediction, Samples
+from models.calibration import elapsed_hours
 from models.features import FeatureSpec, make_samples
 from models.gp import GPModel
-from models.hybrid import HybridModel
+from models.hybrid import HybridModel, whole_batches
+from models.massbalance import to_series
 from models.pls import PLSModel
 
 SEEDS = (101, 102, 103, 104, 105)  # fixed before running: not picked by outcome
@@ -31,7 +33,15 @@ SMALL = SimConfig(duration_h=72.0, online_interval_min=10.0)
 # better at the other three: mean 0.11 vs 0.26 g/L); median held-out batch coverage in
 # [0.80, 1.00] at 3 of 5 seeds (GP) and 4 of 5 (PLS) — four held-out batches a seed make that
 # median noisy, so it is also asserted over all 20 held-out batches together.
-MIN_PASSING = {"gp_vs_pls": 3, "pls": 4, "gp": 3}
+# Hybrid and the `+assays` modes (added 2026-12 with the variogram age model; criterion set
+# before their first run): median held-out batch coverage in [0.80, 1.00] at ≥ 3 of 5 seeds.
+# Measured at that first run: 4 of 5 for each of them; PLS 4/5, GP 4/5, GP ≤ 1.05 × PLS 4/5;
+# over all 20 held-out batches: PLS 0.93, GP 0.97, hybrid 1.00, PLS/GP/hybrid+assays
+# 0.89/0.93/0.90 (the hybrid over-covers on these small batches).
+MIN_PASSING = {
+    "gp_vs_pls": 3, "pls": 4, "gp": 3,
+    "hybrid": 3, "pls+assays": 3, "gp+assays": 3, "hybrid+assays": 3,
+}  # fmt: skip
 GP_TOLERANCE = 1.05  # "not worse": they tie at the simulator's floor (unseen product yields)
 
 
@@ -78,6 +88,14 @@ def fs(spec: DatasetSpec) -> FeatureSpec:
     return FeatureSpec.from_spec(spec)
 
 
+def record(row: dict[str, float], name: str, prediction: Prediction, test: Samples) -> None:
+    row[f"{name}_rmse"] = rmse(prediction, test)
+    row[f"{name}_coverage"] = batch_median_coverage(prediction, test)
+    inside = (test.targets >= prediction.lower) & (test.targets <= prediction.upper)
+    for g in np.unique(test.groups):
+        row[f"{name}_batch_{g}"] = float(inside[test.groups == g].mean())
+
+
 @pytest.fixture(scope="module")
 def outcomes(fs: FeatureSpec) -> list[dict[str, float]]:
     rows = []
@@ -87,16 +105,14 @@ def outcomes(fs: FeatureSpec) -> list[dict[str, float]]:
         for name, model in (
             ("pls", PLSModel("soft_sensor", fs)),
             ("gp", GPModel("soft_sensor", fs)),
+            ("hybrid", HybridModel("soft_sensor", fs)),
         ):
-            prediction = model.fit(split.train).predict(split.test.histories)
-            row[f"{name}_rmse"] = rmse(prediction, split.test)
-            row[f"{name}_coverage"] = batch_median_coverage(prediction, split.test)
-            y = split.test.targets
-            inside = (y >= prediction.lower) & (y <= prediction.upper)
-            for g in np.unique(split.test.groups):
-                row[f"{name}_batch_{g}"] = float(inside[split.test.groups == g].mean())
+            model.fit(split.train)
+            record(row, name, model.predict(split.test.histories), split.test)
+            anchored = AssayAnchoredModel(model).calibrate(split.train)
+            record(row, f"{name}+assays", anchored.predict(split.test.histories), split.test)
         rows.append(row)
-        print(row)
+        print({k: round(v, 3) for k, v in row.items() if "_batch_" not in k})
     return rows
 
 
@@ -106,7 +122,7 @@ def test_gp_is_not_worse_than_pls_at_most_seeds(outcomes: list[dict[str, float]]
     assert np.mean([r["gp_rmse"] for r in outcomes]) <= np.mean([r["pls_rmse"] for r in outcomes])
 
 
-@pytest.mark.parametrize("name", ["pls", "gp"])
+@pytest.mark.parametrize("name", list(MIN_PASSING)[1:])
 def test_median_batch_coverage_is_near_nominal_at_most_seeds(
     outcomes: list[dict[str, float]], name: str
 ) -> None:
@@ -157,3 +173,24 @@ def test_assay_mode_uses_the_lab_titer_and_says_so(
     assert "mode" in at_lab.frame().columns
     with pytest.raises(ValueError, match="soft sensor"):
         AssayAnchoredModel(HybridModel("harvest", fs))
+
+
+def test_hybrid_harvest_out_of_fold_forecast_ignores_its_own_batch(fs: FeatureSpec) -> None:
+    """The calibration residuals of a batch must come from a forecast that never saw it: its
+    final titer must not enter the mean trajectory, mean final titer or gain used for it."""
+    batches, _ = simulate_with_truth(6, SEEDS[0], cfg=SMALL)
+    samples = make_samples(batches, fs, "harvest")
+    series = [to_series(h, fs) for h in whole_batches(samples)]
+    now = np.random.default_rng(0).uniform(0.0, 5.0, len(samples))
+    elapsed = elapsed_hours(samples.histories)
+    ids = np.array([s.batch_id for s in series])
+    folds = [ids[k::3] for k in range(3)]  # as the rate's cross-fit holds batches out
+    model = HybridModel("harvest", fs)
+    model._fit_persistence(series, samples, now, elapsed, folds)
+    before = model.oof_.copy()
+    mine = samples.groups == series[0].batch_id
+    series[0] = replace(series[0], assays=series[0].assays + 10.0)
+    changed = replace(samples, targets=samples.targets + 10.0 * mine)
+    model._fit_persistence(series, changed, now, elapsed, folds)
+    np.testing.assert_allclose(model.oof_[mine], before[mine])
+    assert not np.allclose(model.oof_[~mine], before[~mine])  # other folds do see it
