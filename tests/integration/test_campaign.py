@@ -28,7 +28,7 @@ def replayable(settings: Settings, into: Path) -> tuple[set[str], Path]:
     rows = (folder / "labels.csv").read_text().splitlines()
     kept = [r for r in rows[1:] if "weak challenger" not in r]
     stems = {r.split(",")[0] for r in kept}
-    into.mkdir()
+    into.mkdir(parents=True)
     for path in folder.rglob("*.csv"):
         if path.stem in stems:
             shutil.copy(path, into / path.name)
