@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         watch_settle_seconds=0.5,
         serving=Serving(port=free_port(), admin_token="stack-admin-token-not-for-logs-0123"),
         observability=Observability(exporter_port=free_port()),  # issue 18
-        runtime=Runtime(reconcile_seconds=10, reconcile_grace_seconds=15),
+        runtime=Runtime(reconcile_seconds=30, reconcile_grace_seconds=15),
     )
     try:
         up(settings, watch=True, ui=False)

@@ -47,6 +47,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="5",
         PREFECT_SERVER_DATABASE_TIMEOUT="30",
+        # The reconcile schedule needs only its next runs ahead: the default inserts up to 100
+        # into SQLite at once (an hour ahead at least), and they contend with the chain's writes.
+        PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS="3",
         **{processes.STACK_MARK: processes.stack_id(settings.state_dir)},
     )
     token = admin_token(settings)
