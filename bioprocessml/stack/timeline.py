@@ -4,6 +4,7 @@ the drift records, the MLflow retraining runs (gate decisions) and the rollout t
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 from pydantic import BaseModel
@@ -89,7 +90,8 @@ def decision_log(settings: Settings, batches: set[str] | None = None) -> list[st
     `batches`: only decisions about these batches (and the retrainings and rollouts they caused)."""
     mine = (lambda b: True) if batches is None else (lambda b: b in batches)
     lines = [f"{e.batch_id or e.file}: {e.verdict}" for e in
-             Catalogue(settings.data_dir / "catalogue.db").entries() if mine(e.batch_id or e.file)]  # fmt: skip
+             Catalogue(settings.data_dir / "catalogue.db").entries()
+             if mine(e.batch_id or e.file) or mine(Path(e.file).stem)]  # a file's name, too  # fmt: skip
     for r in load_history(settings.reports_dir):
         if not mine(r.batch_id):
             continue
