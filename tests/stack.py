@@ -64,9 +64,16 @@ def wait_until(probe: Callable[[], T | None], timeout: float = 120.0, what: str 
 
 
 def prefect_post(settings: Settings, route: str, body: dict[str, Any]) -> Any:
-    """POST to the Prefect API; a busy server's 503 (SQLite locked) is retried a few times."""
+    """POST to the Prefect API; a busy server's 503, or a timeout of a read (`…/filter`, SQLite
+    locked by a burst of writes), is retried a few times."""
     for attempt in range(5):
-        response = httpx.post(f"{settings.prefect_api_url}/{route}", json=body, timeout=30)
+        try:
+            response = httpx.post(f"{settings.prefect_api_url}/{route}", json=body, timeout=30)
+        except httpx.TimeoutException:
+            if attempt == 4 or not route.endswith("filter"):
+                raise
+            time.sleep(2 * (attempt + 1))
+            continue
         if response.status_code != 503 or attempt == 4:
             break
         time.sleep(2 * (attempt + 1))
