@@ -52,6 +52,7 @@ stop: ## Stop everything `make up` / `make demo` started
 
 bench: setup ## Run the benchmarks; results in benchmarks/results/
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/validation.py
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/serving.py
