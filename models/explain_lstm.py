@@ -54,7 +54,7 @@ def _attributed_channels(model: Any) -> list[tuple[int, str, str]]:
 
 
 def explain_lstm(model: Any, history: pd.DataFrame, spec: DatasetSpec) -> Explanation:
-    from models.lstm import _threads
+    from models.threads import torch_threads
     from models.trajectories import _encode, _raw
 
     sc = model.scaling_
@@ -65,7 +65,7 @@ def explain_lstm(model: Any, history: pd.DataFrame, spec: DatasetSpec) -> Explan
     reference[..., [c for c, _, _ in channels]] = 0.0
     elapsed = np.array([raw.elapsed_h])
     alphas = (torch.arange(STEPS, dtype=torch.float32) + 0.5) / STEPS
-    with _threads(1), torch.enable_grad():
+    with torch_threads(1), torch.enable_grad():
         path = (reference + alphas[:, None, None] * (x - reference)).requires_grad_(True)
         _forward(model, path, np.repeat(elapsed, STEPS)).sum().backward()
         assert path.grad is not None

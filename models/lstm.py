@@ -24,8 +24,6 @@ epoch uses at most `max_batches` batches, so fitting cost stops growing with the
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -36,6 +34,7 @@ from torch import nn
 from models.base import FloatArray, Prediction, Samples, Task
 from models.calibration import IntervalCalibration
 from models.features import FeatureSpec
+from models.threads import torch_threads
 from models.trajectories import (
     _Batch,
     _encode,
@@ -115,7 +114,7 @@ class LSTMModel:
         deviation = samples.targets - sc.curve(sc.base, elapsed)
         sc.y_scale = float(deviation.std()) or 1.0
         y = torch.tensor(deviation / sc.y_scale, dtype=torch.float32)
-        with _threads(1):
+        with torch_threads(1):
             oof = self._fit_members(data, y, samples.groups)
         self.oof_ = sc.curve(sc.base, elapsed) + sc.y_scale * oof
         residual = samples.targets - self.oof_
@@ -199,7 +198,7 @@ class LSTMModel:
         raws = [_raw(h, self.features, self.task, self.step_h) for h in histories]
         sequences = [_encode(r, sc) for r in raws]
         elapsed = np.array([r.elapsed_h for r in raws])
-        with _threads(1):
+        with torch_threads(1):
             z = self._forward(self.nets_, _tensors(sequences, np.arange(len(raws)), elapsed))
         mean = sc.curve(sc.base, elapsed) + sc.y_scale * z.mean(1)
         return self.calibration_.interval(mean, elapsed)
@@ -229,15 +228,3 @@ def _subset(source: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndar
     if len(batches) <= limit:
         return None
     return np.flatnonzero(np.isin(source, rng.choice(batches, limit, replace=False)))
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Small recurrent steps run fastest on one thread; two OpenMP threads on a busy 2-core
-    machine spin-wait and ran 20-40x slower here. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
