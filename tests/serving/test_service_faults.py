@@ -4,10 +4,7 @@ Unavailable = another connection holds an exclusive lock on the SQLite file (a s
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +21,8 @@ from bioprocessml.serving.request import request_rows
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
+from tests.faults.test_serving_faults import locked
 from tests.serving.conftest import register_champions
-
-
-@contextmanager
-def locked(database: Path) -> Iterator[None]:
-    db = sqlite3.connect(database, timeout=1, isolation_level=None)
-    db.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
 
 
 def entry(i: int) -> LoggedPrediction:
