@@ -141,12 +141,22 @@ def load_spec(path: Path | None) -> DatasetSpec:
     return load_spec(path or Settings().spec_path)
 
 
-def prefect_ready(settings: Settings) -> None:
-    """Point Prefect clients at the configured server and fail early if it is not there."""
+def prefect_ready(settings: Settings, wait: float = 0.0) -> None:
+    """Point Prefect clients at the configured server and fail if it is not there. Long-lived
+    processes (runner, watcher) `wait` for it: a busy server that answers /health slowly (SQLite
+    under a burst, a loaded machine) must not make them exit at start."""
+    import time
+
     os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    try:
-        urllib.request.urlopen(f"{settings.prefect_api_url}/health", timeout=5).close()
-    except (URLError, OSError):
-        raise BioprocessMLError(
-            f"no Prefect server at {settings.prefect_api_url}: start the stack with `bioprocessml up`"
-        ) from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            urllib.request.urlopen(f"{settings.prefect_api_url}/health", timeout=10).close()
+            return
+        except (URLError, OSError):
+            if time.monotonic() >= deadline:
+                raise BioprocessMLError(
+                    f"no Prefect server at {settings.prefect_api_url}: start the stack with "
+                    "`bioprocessml up`"
+                ) from None
+            time.sleep(1.0)

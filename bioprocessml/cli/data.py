@@ -171,7 +171,7 @@ def watch() -> None:
     from bioprocessml.ingest.watcher import ArrivalWatcher
 
     settings = Settings().prepare()
-    prefect_ready(settings)
+    prefect_ready(settings, wait=300)
 
     def announce(relative: str, sha256: str, size: int) -> None:
         if announce_file(settings, relative, sha256, size):

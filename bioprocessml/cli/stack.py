@@ -56,7 +56,7 @@ def runner() -> None:
     from bioprocessml.stack.servers import WORK_POOL
 
     settings = Settings()
-    prefect_ready(settings)
+    prefect_ready(settings, wait=300)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
