@@ -62,6 +62,9 @@ class DriftPayload(BaseModel):
     tasks: list[str] = Field(
         ["soft_sensor", "harvest"], description="tasks to retrain: those with no live rollout"
     )
+    worse_than_naive: list[str] = Field(
+        [], description="`task:version` of live champions worse than the naive forecast"
+    )
 
 
 class ChallengerPayload(BaseModel):

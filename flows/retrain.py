@@ -31,15 +31,27 @@ def parse_tasks(tasks: str) -> list[Task]:
     return [t for t in TASKS if t in names] or list(TASKS)
 
 
+def parse_versions(items: str) -> dict[str, str]:
+    """`harvest:3,soft_sensor:2` (the drift event's champions worse than naive) → task → version."""
+    pairs = [item.strip().partition(":") for item in items.split(",") if item.strip()]
+    bad = [a + b + c for a, b, c in pairs if not b or a not in TASKS]
+    if bad:
+        raise ValueError(f"expected task:version, got {bad}; tasks: {', '.join(TASKS)}")
+    return {task: version for task, _, version in pairs}
+
+
 @flow(name="retrain", log_prints=True)
 def retrain_batches(
-    reason: str = "manual", data_version: str | None = None, tasks: str = ""
-) -> list[GateOutcome]:
+    reason: str = "manual", data_version: str | None = None, tasks: str = "",
+    worse_than_naive: str = "",
+) -> list[GateOutcome]:  # fmt: skip
     """Train every candidate of the asked tasks (default both) on the accepted data, gate,
-    register, set aliases."""
+    register, set aliases. `worse_than_naive`: champions (`task:version`) the monitor found
+    worse than the naive forecast live; they retire unless a candidate beats the naive forecast."""
     logger = get_run_logger()
     settings = Settings()
     chosen = parse_tasks(tasks)
+    worse = parse_versions(worse_than_naive)
     # --- data at one DVC version, held-out batches unseen by the champions ---
     split = prepare_split(data_version, chosen)
     parent = open_parent_run(settings, split, reason)
@@ -61,7 +73,7 @@ def retrain_batches(
                 logger.error("%s/%s failed and is left out of the gate: %s", task, name, failure)
         if not logged:
             raise RuntimeError(f"every {task} candidate failed; see the task runs")
-        outcomes.append(gate_and_register(task, logged, split))
+        outcomes.append(gate_and_register(task, logged, split, worse.get(task)))
     close_parent_run(parent, outcomes)
     logger.info("retrain done: %s", [(o.task, o.decision, o.version) for o in outcomes])
     return outcomes

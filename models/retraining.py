@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -114,12 +115,13 @@ def log_global_importance(
 
 def gate_task(
     task: Task, logged: list[LoggedCandidate], split: Split, settings: Settings,
-    rollout_active: bool = False,
+    rollout_active: bool = False, worse_live: str | None = None,
 ) -> GateOutcome:  # fmt: skip
     """Best candidate against the naive forecast and the champion on the same held-out batches;
-    register it and set its alias. A champion that no longer beats the naive forecast on
-    batches it has not seen is replaced by a useful candidate, or retired when there is none.
-    The caller announces a challenger."""
+    register it and set its alias. A champion that no longer beats the naive forecast, on
+    batches it has not seen or live (`worse_live`: the version the monitor found worse on its
+    last batches), is replaced by a useful candidate, or retired when there is none. The caller
+    announces a challenger."""
     configure(settings)
     t = settings.thresholds
     by_name = {c.name: c for c in logged}
@@ -128,8 +130,9 @@ def gate_task(
     gate = offline_gate(
         best.name, best.metrics, champion, t.challenger_margin, t.coverage_bounds, t.naive_margin
     )
-    if champion is not None and not rollout_active and gate.decision != "challenger":
-        gate = judge_champion(gate, best, champion, t.coverage_bounds, t.naive_margin)
+    live = live_verdict(task, worse_live, t.naive_window)
+    if champion is not None and not rollout_active and (gate.decision != "challenger" or live):
+        gate = judge_champion(gate, best, champion, t.coverage_bounds, t.naive_margin, live)
     if gate.decision == "challenger" and rollout_active:
         reason = f"{gate.reason}; but a rollout of {task} is active: judged live first"
         gate = GateResult(decision="rejected", candidate=best.name, reason=reason)
@@ -147,18 +150,29 @@ def gate_task(
     return outcome
 
 
+def live_verdict(task: Task, worse_live: str | None, window: int) -> str | None:
+    """Why the current champion counts as worse than the naive forecast live, if the monitor
+    said so of this very version (a champion promoted since is judged afresh)."""
+    current = alias_version(task, CHAMPION)
+    if worse_live is None or current is None or str(current.version) != worse_live:
+        return None
+    return f"live: v{worse_live} was worse than the naive forecast on its last {window} batches"
+
+
 def judge_champion(
     gate: GateResult, best: LoggedCandidate, champion: dict[str, float],
-    bounds: tuple[float, float], naive_margin: float,
+    bounds: tuple[float, float], naive_margin: float, live: str | None = None,
 ) -> GateResult:  # fmt: skip
-    """The champion on held-out batches it was not trained on: still better than the naive
-    forecast? If not, a candidate that beats it by the margin takes its place at once; without
-    one it retires. No margin here (hysteresis): a candidate enters only `naive_margin` better
-    than naive, and a champion about as good as naive keeps serving rather than flapping."""
+    """The champion on held-out batches it was not trained on, and live: still better than the
+    naive forecast? If not, a candidate that beats naive by the margin takes its place at once;
+    without one it retires. No margin on the held-out check (hysteresis): a candidate enters
+    only `naive_margin` better than naive, and a champion about as good as naive keeps serving
+    rather than flapping. Live evidence (the batches since the last change) outweighs
+    held-out batches from before it."""
     useful, why = beats_naive(champion, 0.0)
-    if useful:
+    if useful and live is None:
         return gate
-    verdict = f"the champion no longer beats the naive forecast ({why})"
+    verdict = f"the champion no longer beats the naive forecast ({live or why})"
     candidate_ok = calibrated(best.metrics, bounds) and beats_naive(best.metrics, naive_margin)[0]
     if candidate_ok:
         return GateResult(decision="champion", candidate=best.name,
@@ -212,9 +226,11 @@ def retrain(
     data_version: str | None = None,
     tasks: tuple[Task, ...] | list[Task] = TASKS,
     rollout_tasks: frozenset[str] = frozenset(),
+    worse_live: Mapping[Task, str] | None = None,
 ) -> list[GateOutcome]:
     """Every candidate of `tasks`, one after another, then the gate per task (the backtest's
-    retraining; the flow does the same with candidates in parallel)."""
+    retraining; the flow does the same with candidates in parallel). `worse_live`: task →
+    champion version the monitor found worse than the naive forecast."""
     split = prepare_split(settings, data_version, tasks)
     parent = open_parent_run(settings, split, reason)
     outcomes = []
@@ -227,6 +243,7 @@ def retrain(
                 log.exception("%s/%s failed and is left out of the gate", task, name)
         if not logged:
             raise RuntimeError(f"every {task} candidate failed")
-        outcomes.append(gate_task(task, logged, split, settings, task in rollout_tasks))
+        outcomes.append(gate_task(task, logged, split, settings, task in rollout_tasks,
+                                  (worse_live or {}).get(task)))  # fmt: skip
     close_parent_run(parent, outcomes)
     return outcomes

@@ -43,6 +43,11 @@ class DriftRecord(BaseModel):
     report: str | None = None
     details: dict[str, Any] = {}
 
+    def worse_champions(self) -> dict[Task, str]:
+        """Task → version of each live champion found worse than the naive forecast here: the
+        retraining's gate retires it unless a candidate beats the naive forecast."""
+        return {s.task: s.version for s in self.live if s.task in self.worse_than_naive}
+
 
 def record_path(reports_dir: Path, batch_id: str) -> Path:
     return reports_dir / f"{batch_id}.json"

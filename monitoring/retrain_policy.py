@@ -1,7 +1,8 @@
 """When to ask for retraining, and of which task: on drift or degraded error, without storms.
 
 Per task: no request while that task's challenger is rolled out (the alarm is deferred and acted
-on when the rollout ends), and a cool-down counted in batches after each request. At most one
+on when the rollout ends), and a cool-down counted in batches after each request, except for a
+champion worse than the naive forecast (it must not serve a batch longer than needed). At most one
 retraining pending at a time. A task with no champion yet (the first models, or a bootstrap
 whose candidates did not beat the naive forecast) asks for a bootstrap training once enough
 batches are accepted, and again after each cool-down.
@@ -97,8 +98,10 @@ def decide_retrain(
     deferred = [t for t in wanted if t in rollout_tasks]
     free = [t for t in wanted if t not in rollout_tasks]
     cooling = {
-        t: s for t in free if (s := batches_since_request(history, t)) is not None and s < cooldown
-    }
+        t: s for t in free
+        if "naive" not in wanted[t].split("+")  # worse than doing nothing: no waiting
+        and (s := batches_since_request(history, t)) is not None and s < cooldown
+    }  # fmt: skip
     ready = [t for t in free if t not in cooling]
     kind = "+".join(sorted({k for t, k in wanted.items() if t in (ready or wanted)}))
     base = RetrainDecision(request=False, kind=kind, reasons=reasons, deferred=deferred)

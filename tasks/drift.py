@@ -59,6 +59,7 @@ def request_retrain(record: DriftRecord, data_version: str) -> str | None:
     payload = DriftPayload(
         batch_id=record.batch_id, kind=record.kind or "data", reasons=record.reasons,
         data_version=data_version or None, tasks=list(record.tasks),
+        worse_than_naive=[f"{t}:{v}" for t, v in record.worse_champions().items()],
     )  # fmt: skip
     return emit(DRIFT_DETECTED, batch_resource(record.batch_id), payload)
 

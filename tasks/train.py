@@ -33,11 +33,13 @@ def train_and_log(name: str, task_name: Task, split: Split, parent_run_id: str) 
 
 
 @task(name="offline-gate", retries=1, retry_delay_seconds=5)
-def gate_and_register(task_name: Task, logged: list[LoggedCandidate], split: Split) -> GateOutcome:
+def gate_and_register(
+    task_name: Task, logged: list[LoggedCandidate], split: Split, worse_live: str | None = None
+) -> GateOutcome:
     """Best candidate vs the naive forecast and the champion; register, set aliases, announce."""
     settings = Settings()
     busy = active_rollout(engine_for(settings.prediction_log_url), task_name) is not None
-    outcome = retraining.gate_task(task_name, logged, split, settings, rollout_active=busy)
+    outcome = retraining.gate_task(task_name, logged, split, settings, busy, worse_live)
     if outcome.decision == "challenger" and outcome.version is not None:
         best = next(c for c in logged if c.name == outcome.candidate)
         payload = ChallengerPayload(

@@ -160,7 +160,8 @@ class Replay:
         if step.record.requested:
             reason = f"{step.record.kind} drift at batch {step.batch_id}"
             live = frozenset(active_rollouts(self.engine))
-            step.retrain = retrain(self.settings, reason, None, step.record.tasks, live)
+            step.retrain = retrain(self.settings, reason, None, step.record.tasks, live,
+                                   step.record.worse_champions())  # fmt: skip
             for outcome in step.retrain:
                 if outcome.decision == "challenger" and outcome.version is not None:
                     rollout.begin(self.settings, outcome.task, outcome.version, outcome.reason)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ def test_bootstrap_drift_event_starts_retraining_deployment(
         timeout=400, what="completed retraining run",
     )  # fmt: skip
     assert run["parameters"]["reason"].startswith("bootstrap drift at batch")
+    assert run["parameters"]["worse_than_naive"] == "", "no champion yet: none worse than naive"
     mlflow.set_tracking_uri(stack.tracking_uri)
     # Each task's gate decided and said why; a champion only where a model beat the naive
     # forecast with calibrated intervals (on 10 tiny batches PLS does not always: the gate's job).

@@ -108,3 +108,23 @@ def test_a_champion_retires_only_when_no_better_than_naive(
     champion = m(champion_rmse, naive=1.0)
     gate = offline_gate("pls", best.metrics, champion, 0.05, BOUNDS, naive_margin=0.05)
     assert judge_champion(gate, best, champion, BOUNDS, 0.05).decision == decision
+
+
+@pytest.mark.parametrize(
+    ("candidate_rmse", "live", "decision"),
+    [(1.01, None, "rejected"),  # held-out batches from before a change: the champion looks fine
+     (1.01, "live: v3 was worse", "retired"),  # but live it is worse than naive: it retires
+     (0.90, "live: v3 was worse", "champion")],  # or a useful candidate replaces it at once
+)  # fmt: skip
+def test_a_champion_worse_than_naive_live_retires_though_held_out_batches_pass(
+    candidate_rmse: float, live: str | None, decision: str
+) -> None:
+    """Right after a process change most held-out batches are from before it, where the old
+    champion still beats naive; the monitor's live comparison on its last batches decides."""
+    best = LoggedCandidate(name="gp", task="harvest", run_id="r", model_uri="m",
+                           metrics=m(candidate_rmse, naive=1.0))  # fmt: skip
+    champion = m(0.80, naive=1.0)
+    gate = offline_gate("gp", best.metrics, champion, 0.05, BOUNDS, naive_margin=0.05)
+    judged = judge_champion(gate, best, champion, BOUNDS, 0.05, live)
+    assert judged.decision == decision
+    assert live is None or live in judged.reason

@@ -80,3 +80,13 @@ def test_the_drift_event_names_the_tasks_to_retrain(monkeypatch: Any) -> None:
     record = DriftRecord(batch_id="N010", requested=True, kind="data", tasks=["harvest"])
     tasks.drift.request_retrain.fn(record, "md5")
     assert sent[0].tasks == ["harvest"] and sent[0].kind == "data"
+
+
+def test_a_champion_worse_than_naive_skips_the_cool_down_of_its_task_only() -> None:
+    asked = DriftRecord(batch_id="B1", requested=True, tasks=["soft_sensor", "harvest"])
+    calm = {**BASE, "data_drift": False, "reasons": [], "history": [asked]}
+    assert not decide_retrain(**calm).request
+    decision = decide_retrain(**{**calm, "task_alarms": {"harvest": "naive"}})
+    assert decision.request and decision.tasks == ["harvest"] and decision.kind == "naive"
+    drifted = decide_retrain(**{**calm, "data_drift": True, "task_alarms": {"harvest": "naive"}})
+    assert drifted.tasks == ["harvest"], "the soft sensor still cools down"
