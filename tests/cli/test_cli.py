@@ -82,3 +82,46 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], word
 def test_wrong_option_is_a_usage_error() -> None:
     result = run("simulate", "--out", "x", "--batches", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_runner_and_watcher_wait_for_a_slow_prefect_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner restarted while the server is busy must wait, not exit (CI: a 5 s /health
+    timeout under a burst killed the restarted runner and every later run waited forever)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from bioprocessml.cli.app import prefect_ready
+    from bioprocessml.errors import BioprocessMLError
+    from bioprocessml.settings import Settings
+    from bioprocessml.stack.servers import free_port
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("PREFECT_API_URL", "restored after the test")
+    port = free_port()
+    settings = Settings(prefect_api_url=f"http://127.0.0.1:{port}/api", state_dir=tmp_path)
+    with pytest.raises(BioprocessMLError, match="no Prefect server"):
+        prefect_ready(settings)  # one-shot commands fail at once
+    servers: list[HTTPServer] = []
+
+    def start_late() -> None:
+        servers.append(HTTPServer(("127.0.0.1", port), Healthy))
+        servers[0].serve_forever()
+
+    late = threading.Thread(target=lambda: (time.sleep(3.0), start_late()), daemon=True)
+    late.start()
+    try:
+        prefect_ready(settings, wait=60)  # nothing listens for 3 s, then it answers: found
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
