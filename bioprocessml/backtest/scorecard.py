@@ -136,11 +136,15 @@ def score_step(step: Step, batch: pd.DataFrame | None, target: str) -> BatchScor
         score.data_drift, score.columns = record.data_drift, record.drifted_columns
         score.concept_alarm, score.error_ratio = record.concept_alarm, record.error_ratio
         score.now_rmse, score.now_naive_rmse = record.batch_rmse, record.naive_rmse
-    if batch is not None:
+    if batch is not None and step.verdict == "accepted":
         answer_scores(step, batch, target, score)
         assays = batch[target].dropna()
         if step.naive_final is not None and len(assays):
             score.harvest_naive_error = round(abs(step.naive_final - float(assays.iloc[-1])), 4)
+    else:  # a quarantined file's assays judge nothing; what was served still counts
+        lows = [a.response.titer_at_harvest.lower for a in step.answers
+                if a.response is not None and a.response.titer_at_harvest is not None]  # fmt: skip
+        score.harvest_lowest = min(lows, default=None)
     return score
 
 

@@ -76,3 +76,24 @@ def test_backtest_scores_every_decision(history: tuple[Path, Path], tmp_path: Pa
     mlflow.set_tracking_uri(base.tracking_uri)
     runs = mlflow.search_runs(experiment_names=["bioprocessml-backtest"], output_format="list")
     assert runs and runs[0].data.metrics["accepted"] == 13
+
+
+def test_a_quarantined_file_judges_no_model_but_what_was_served_counts() -> None:
+    """The client was answered about a batch whose file then failed the gate (titer in mg/L:
+    assays 1000× off): those assays score nothing, the lower bound it was served still counts."""
+    import pandas as pd
+
+    from bioprocessml.backtest.replay import Answer, Step
+    from bioprocessml.backtest.scorecard import score_step
+    from bioprocessml.serving.request import PredictResponse, TaskAnswer
+
+    told = TaskAnswer(mean=5.0, lower=4.0, upper=6.0, unit="g/L", model="m", version="1",
+                      route="champion")  # fmt: skip
+    response = PredictResponse(request_id="r", batch_id="C901", time_h=10.0, titer_now=told,
+                               titer_at_harvest=told)  # fmt: skip
+    batch = pd.DataFrame({"time": [0.0, 10.0, 20.0], "titer": [0.0, 5000.0, 9000.0]})
+    for verdict, scored in (("accepted", True), ("quarantined", False)):
+        step = Step(order=1, file="C901.csv", label="", batch_id="C901", verdict=verdict,
+                    answers=[Answer(fraction=0.5, response=response)])  # fmt: skip
+        score = score_step(step, batch, "titer")
+        assert bool(score.harvest_errors) is scored and score.harvest_lowest == 4.0
