@@ -153,8 +153,10 @@ def gate_task(
 def live_verdict(task: Task, worse_live: str | None, window: int) -> str | None:
     """Why the current champion counts as worse than the naive forecast live, if the monitor
     said so of this very version (a champion promoted since is judged afresh)."""
+    if worse_live is None:  # the usual case: no registry call
+        return None
     current = alias_version(task, CHAMPION)
-    if worse_live is None or current is None or str(current.version) != worse_live:
+    if current is None or str(current.version) != worse_live:
         return None
     return f"live: v{worse_live} was worse than the naive forecast on its last {window} batches"
 
