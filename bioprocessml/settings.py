@@ -80,6 +80,10 @@ class Rollout(BaseModel):
     )
     max_error_rate: float = Field(0.05, ge=0, lt=1, description="challenger failures → rollback")
     min_requests_for_error_rate: int = Field(20, ge=1)
+    shadow_every_h: float = Field(
+        1.0, ge=0, description="the other model predicts for the first request of each batch in "
+        "every this many hours of batch time (0: every request); the paired errors use those",
+    )  # fmt: skip
 
 
 class Serving(BaseModel):
@@ -103,6 +107,11 @@ class Serving(BaseModel):
     log_buffer_rows: int = Field(
         100_000, ge=1, description="rows waiting for an unavailable database; more are dropped"
     )
+    shadow_cpu_share: float = Field(
+        0.1, gt=0, le=1, description="CPU of one core that shadow predictions may take; beyond "
+        "it they wait, and past `shadow_queue` waiting they are dropped and counted",
+    )  # fmt: skip
+    shadow_queue: int = Field(1000, ge=1, description="shadow predictions waiting at most")
 
     @property
     def url(self) -> str:

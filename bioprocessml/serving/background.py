@@ -1,12 +1,19 @@
 """Work the service does after an answer has gone out (the challenger's shadow predictions), run
 by one background thread in rounds: the thread wakes at most every `interval` and runs all that
 waits. Python runs one thread at a time, so fewer wake-ups take the interpreter from the
-requests less often; the answers never wait for this work."""
+requests less often; the answers never wait for this work.
+
+The thread takes at most `cpu_share` of one core: after a round that used s seconds of CPU it
+rests s * (1 / cpu_share - 1) before the next, so an expensive challenger or a burst of requests
+cannot take the answers' CPU. What waits beyond `capacity` is dropped and counted
+(`bioprocessml_shadow_dropped`); a thread that stopped is started again on the next submit.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -16,42 +23,78 @@ log = logging.getLogger(__name__)
 
 
 class Rounds:
-    def __init__(self, interval: float = 0.1, capacity: int = 10_000, name: str = "shadow") -> None:
-        self.interval, self.capacity = interval, capacity
+    def __init__(
+        self, interval: float = 0.1, capacity: int = 1000, cpu_share: float = 1.0,
+        name: str = "shadow",
+    ) -> None:  # fmt: skip
+        if not 0 < cpu_share <= 1:
+            raise ValueError(f"cpu_share must be in (0, 1], got {cpu_share}")
+        self.interval, self.capacity, self.cpu_share = interval, capacity, cpu_share
+        self.name = name
         self._work: deque[Callable[[], None]] = deque()
         self._changed = threading.Condition()
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._resume = 0.0  # monotonic time before which no round starts (the CPU rest)
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def waiting(self) -> int:
+        return len(self._work)
 
     def submit(self, work: Callable[[], None]) -> None:
         with self._changed:
+            self._restart_if_stopped()
             if len(self._work) >= self.capacity:
                 metrics.SHADOW_DROPPED.inc()
-                log.warning("shadow work dropped: %d wait already", len(self._work))
+                log.warning("%s work dropped: %d wait already", self.name, len(self._work))
                 return
             self._work.append(work)
             self._changed.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Run what waits, then stop."""
+        """Run what waits (without resting), then stop."""
         with self._changed:
             self._closing = True
+            if self._work:
+                self._restart_if_stopped()
             self._changed.notify_all()
         self._thread.join(timeout)
+
+    def _restart_if_stopped(self) -> None:
+        if self._thread.is_alive():
+            return
+        metrics.SHADOW_RESTARTS.inc()
+        log.error("the %s thread had stopped; starting it again", self.name)
+        self._thread = self._start()
 
     def _run(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._work) or self._closing)
-                self._changed.wait_for(lambda: self._closing, self.interval)
+                rest = max(self.interval, self._resume - time.monotonic())
+                self._changed.wait_for(lambda: self._closing, rest)
                 batch = list(self._work)
                 self._work.clear()
                 closing = self._closing
-            for work in batch:
-                try:
-                    work()
-                except Exception:  # one failed shadow must not stop the others
-                    log.exception("shadow work failed")
+            start = time.thread_time()
+            self._run_round(batch)
+            spent = time.thread_time() - start
+            self._resume = time.monotonic() + spent * (1.0 / self.cpu_share - 1.0)
             if closing:
                 return
+
+    def _run_round(self, batch: list[Callable[[], None]]) -> None:
+        for done, work in enumerate(batch):
+            try:
+                work()
+            except Exception:  # one failed shadow must not stop the others
+                log.exception("%s work failed", self.name)
+            except BaseException:  # the thread stops: count what it leaves undone
+                metrics.SHADOW_DROPPED.inc(len(batch) - done)
+                log.critical("%s thread stopped; %d left undone", self.name, len(batch) - done)
+                raise
