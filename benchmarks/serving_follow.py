@@ -32,7 +32,13 @@ from serving_setup import (
     service_log,
     start_ready_service,
 )
-from serving_shadow import follow_alternating, set_shadow, shadow_counts, shadow_done
+from serving_shadow import (
+    follow_alternating,
+    server_cpu,
+    set_shadow,
+    shadow_counts,
+    shadow_done,
+)
 
 from bioprocessml.dataset import BATCH_ID, load_batch
 from bioprocessml.serving.answering import Answerer, model_input, predict_last
@@ -248,7 +254,7 @@ def http_runs(
 ) -> dict[str, Any]:  # fmt: skip
     """Warm-up; then per concurrency N batches at once without and with shadow (what the shadow
     did counted once it drained), and N batches with shadow switched on and off (a ratio the
-    machine's changing load cannot bias: every 50 rows for 1 batch, every 3 s for more)."""
+    machine's changing load cannot bias: every 50 rows for 1 batch, every 1 s for more)."""
     url, runs = settings.serving.url, {}
 
     def bodies_of(label: str, clients: int, rows: int) -> dict[str, list[bytes]]:
@@ -260,27 +266,37 @@ def http_runs(
     for clients in args.concurrency:
         for label in ("no_shadow", "shadow"):
             set_shadow(settings, challengers if label == "shadow" else None)
-            load, before = os.getloadavg()[0], shadow_counts(settings)
+            load, before, cpu = os.getloadavg()[0], shadow_counts(settings), server_cpu(settings)
             timings = follow_http(url, bodies_of(label, clients, args.rows))
             run = {**summarize(timings, clients), "load_average_1_min_before": load}
+            done = shadow_done(settings, before, len(timings))  # drained: its CPU counted
+            run["server_cpu_ms_per_update"] = (server_cpu(settings) - cpu) / len(timings) * 1e3
             if label == "shadow":
-                run |= shadow_done(settings, before, len(timings))
+                run |= done
             runs[f"{label}_{clients}"] = run
             print(f"  {clients:2d} batches, {label:9s}: {run['updates_per_second']:.0f} "
                   f"updates/s, p50 {run['at_1150_rows'].get('p50_ms', 0):.2f} ms at "
                   f"1150 rows", flush=True)  # fmt: skip
         set_shadow(settings, None)
-        bodies = bodies_of("alternating", clients, args.rows)
         if clients == 1:
+            bodies = bodies_of("alternating", clients, args.rows)
             runs["shadow_alternating_1"] = alternate_rows(settings, challengers, url, bodies)
-        else:
+        else:  # ~1 min of updates: enough on and off windows
+            rounds = [
+                bodies_of(f"alternating{r}", clients, args.rows) for r in range(16 // clients)
+            ]
             runs[f"shadow_alternating_{clients}"] = follow_alternating(
-                settings, challengers, partial(follow_http, url, bodies)
+                settings, challengers, partial(follow_rounds, url, rounds)
             )
         alternating = runs[f"shadow_alternating_{clients}"]
         print(f"  {clients:2d} batches, shadow on/off: p50 {alternating['p50_ms_shadow']:.2f} vs "
               f"{alternating['p50_ms_no_shadow']:.2f} ms", flush=True)  # fmt: skip
     return runs
+
+
+def follow_rounds(url: str, rounds: list[dict[str, list[bytes]]]) -> list[tuple[int, float, float]]:
+    """`follow_http` of each set of batches in turn; all their timings."""
+    return [t for bodies in rounds for t in follow_http(url, bodies)]
 
 
 def alternate_rows(
@@ -359,9 +375,10 @@ def print_follow(results: dict[str, Any]) -> None:
             row(f"HTTP {name}", run)
     for name, run in results.get("http", {}).items():
         if name.startswith("shadow_alternating_"):
+            cpu = run.get("server_cpu_ratio_shadow", float("nan"))
             print(f"shadow switched on and off, {name.rsplit('_', 1)[1]:>2s} batches: p50 "
                   f"{run['p50_ms_shadow']:.2f} ms with, {run['p50_ms_no_shadow']:.2f} without: "
-                  f"x{run['p50_ratio_shadow']:.3f}")  # fmt: skip
+                  f"x{run['p50_ratio_shadow']:.3f}; server CPU per update x{cpu:.3f}")  # fmt: skip
         elif "shadow_logged" in run:
             print(f"{name}: {run['shadow_logged']:.0f} shadow predictions logged "
                   f"({run['shadowed_share']:.1%} of task answers), {run['shadow_skipped']:.0f} "

@@ -1,6 +1,6 @@
 """What shadowing a challenger costs the served answers of the incremental API, measured so the
 machine's changing load cannot bias it: while N clients follow their batches, shadow is switched
-on and off every few seconds, and the updates that ran wholly inside an on or an off window
+on and off every second, and the updates that ran wholly inside an on or an off window
 (after it settled) are compared. Also what the shadow did: predictions logged, requests it
 skipped (one per batch-hour, rollout.shadow_every_h), and predictions dropped.
 
@@ -12,16 +12,35 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from sqlalchemy import func, select
 
 from bioprocessml.serving.db import engine_for, predictions
 from bioprocessml.settings import Settings
+from bioprocessml.stack import processes
 
 Timings = list[tuple[int, float, float]]  # (history rows, start, end) of each update
+Switch = tuple[float, float, bool, float, float]  # began, ended, shadow on, server CPU then
+
+
+def server_cpu(settings: Settings) -> float:
+    """CPU seconds (user + system) the service's processes have used so far: what an update
+    costs whatever else the machine runs."""
+    record = processes.read_record(settings.state_dir, "bentoml-service")
+    assert record is not None, "no process record of the service"
+    root, total = psutil.Process(record.pid), 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def set_shadow(settings: Settings, challengers: dict[str, str] | None) -> None:
@@ -69,39 +88,50 @@ def shadow_done(settings: Settings, before: dict[str, float], updates: int) -> d
             "shadow_dropped": delta["dropped"], "shadowed_share": delta["logged"] / asked}  # fmt: skip
 
 
-def split_by_shadow(
-    timings: Timings, switches: list[tuple[float, float, bool]], settle: float
-) -> dict[bool, list[float]]:
+def split_by_shadow(timings: Timings, switches: list[Switch], settle: float) -> dict[str, Any]:
     """Latency of the updates that started `settle` s after a switch ended and ended before the
-    next one began, by the shadow state then."""
-    out: dict[bool, list[float]] = {True: [], False: []}
+    next one began, by the shadow state then; server CPU per update ended in each window."""
+    latency: dict[bool, list[float]] = {True: [], False: []}
     for _, start, end in timings:
         state, clean = False, True
-        for began, ended, on in switches:
+        for began, ended, on, _, _ in switches:
             if began <= end and start <= ended + settle:
                 clean = False
                 break
             if ended <= start:
                 state = on
         if clean:
-            out[state].append(end - start)
-    return out
+            latency[state].append(end - start)
+    cpu: dict[bool, list[float]] = {True: [0.0, 0.0], False: [0.0, 0.0]}  # seconds, updates
+    for (_, ended, on, _, cpu_ended), (began, *_, cpu_began, _) in pairwise(switches):
+        cpu[on][0] += cpu_began - cpu_ended
+        cpu[on][1] += sum(ended <= t[2] < began for t in timings)
+    p50 = {k: float(np.median(v) * 1e3) if v else float("nan") for k, v in latency.items()}
+    per = {k: v[0] / v[1] * 1e3 if v[1] else float("nan") for k, v in cpu.items()}
+    return {
+        "p50_ms_shadow": p50[True], "p50_ms_no_shadow": p50[False],
+        "p50_ratio_shadow": p50[True] / p50[False],
+        "updates_shadow": len(latency[True]), "updates_no_shadow": len(latency[False]),
+        "server_cpu_ms_per_update_shadow": per[True],
+        "server_cpu_ms_per_update_no_shadow": per[False],
+        "server_cpu_ratio_shadow": per[True] / per[False],
+    }  # fmt: skip
 
 
 def follow_alternating(
     settings: Settings, challengers: dict[str, str], follow: Callable[[], Timings],
-    period: float = 3.0, settle: float = 0.5,
+    period: float = 1.0, settle: float = 0.3,
 ) -> dict[str, Any]:  # fmt: skip
     """Run `follow` while a thread switches shadow on and off every `period` s."""
-    switches: list[tuple[float, float, bool]] = []
+    switches: list[Switch] = []
     stop = threading.Event()
 
     def toggle() -> None:
         on = False
         while not stop.wait(period):
-            on, began = not on, time.perf_counter()
+            on, began, cpu = not on, time.perf_counter(), server_cpu(settings)
             set_shadow(settings, challengers if on else None)
-            switches.append((began, time.perf_counter(), on))
+            switches.append((began, time.perf_counter(), on, cpu, server_cpu(settings)))
 
     thread = threading.Thread(target=toggle, name="shadow-toggle")
     thread.start()
@@ -111,11 +141,5 @@ def follow_alternating(
         stop.set()
         thread.join()
     set_shadow(settings, None)
-    split = split_by_shadow(timings, switches, settle)
-    p50 = {k: float(np.median(v) * 1e3) if v else float("nan") for k, v in split.items()}
-    return {
-        "p50_ms_shadow": p50[True], "p50_ms_no_shadow": p50[False],
-        "p50_ratio_shadow": p50[True] / p50[False], "updates": len(timings),
-        "updates_shadow": len(split[True]), "updates_no_shadow": len(split[False]),
-        "switches": len(switches), "period_s": period, "settle_s": settle,
-    }  # fmt: skip
+    return {**split_by_shadow(timings, switches, settle), "updates": len(timings),
+            "switches": len(switches), "period_s": period, "settle_s": settle}  # fmt: skip

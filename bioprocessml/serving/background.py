@@ -54,7 +54,8 @@ class Rounds:
                 log.warning("%s work dropped: %d wait already", self.name, len(self._work))
                 return
             self._work.append(work)
-            self._changed.notify_all()
+            if len(self._work) == 1:  # only a thread waiting for work needs waking (the GIL)
+                self._changed.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
         """Run what waits (without resting), then stop."""
