@@ -25,7 +25,8 @@ from bioprocessml.settings import Settings
 from bioprocessml.stack import processes
 
 Timings = list[tuple[int, float, float]]  # (history rows, start, end) of each update
-Switch = tuple[float, float, bool, float, float]  # began, ended, shadow on, server CPU then
+# began, ended, shadow on then, server CPU at began and `settle` s after ended
+Switch = tuple[float, float, bool, float, float]
 
 
 def server_cpu(settings: Settings) -> float:
@@ -90,7 +91,8 @@ def shadow_done(settings: Settings, before: dict[str, float], updates: int) -> d
 
 def split_by_shadow(timings: Timings, switches: list[Switch], settle: float) -> dict[str, Any]:
     """Latency of the updates that started `settle` s after a switch ended and ended before the
-    next one began, by the shadow state then; server CPU per update ended in each window."""
+    next one began, by the shadow state then; the server's CPU per update in the same windows
+    (the shadow work queued before a switch is done within `settle`)."""
     latency: dict[bool, list[float]] = {True: [], False: []}
     for _, start, end in timings:
         state, clean = False, True
@@ -103,9 +105,9 @@ def split_by_shadow(timings: Timings, switches: list[Switch], settle: float) -> 
         if clean:
             latency[state].append(end - start)
     cpu: dict[bool, list[float]] = {True: [0.0, 0.0], False: [0.0, 0.0]}  # seconds, updates
-    for (_, ended, on, _, cpu_ended), (began, *_, cpu_began, _) in pairwise(switches):
-        cpu[on][0] += cpu_began - cpu_ended
-        cpu[on][1] += sum(ended <= t[2] < began for t in timings)
+    for (_, ended, on, _, cpu_settled), (began, *_, cpu_began, _) in pairwise(switches):
+        cpu[on][0] += cpu_began - cpu_settled
+        cpu[on][1] += sum(ended + settle <= t[2] < began for t in timings)
     p50 = {k: float(np.median(v) * 1e3) if v else float("nan") for k, v in latency.items()}
     per = {k: v[0] / v[1] * 1e3 if v[1] else float("nan") for k, v in cpu.items()}
     return {
@@ -131,7 +133,9 @@ def follow_alternating(
         while not stop.wait(period):
             on, began, cpu = not on, time.perf_counter(), server_cpu(settings)
             set_shadow(settings, challengers if on else None)
-            switches.append((began, time.perf_counter(), on, cpu, server_cpu(settings)))
+            ended = time.perf_counter()
+            stop.wait(settle)  # the shadow work queued before the switch is done by then
+            switches.append((began, ended, on, cpu, server_cpu(settings)))
 
     thread = threading.Thread(target=toggle, name="shadow-toggle")
     thread.start()
