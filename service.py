@@ -4,7 +4,7 @@ whole history; `/batches/{batch_id}/rows` follows a running batch, a client send
 new rows (`bioprocessml/serving/incremental.py`).
 
 During a rollout the other model of each task predicts in the background after the answer is
-sent (shadow), and a stable share of batches gets the challenger's answer (canary): see
+sent, for the first request of each batch-hour (shadow, `serving/shadow_schedule.py`), and a stable share of batches gets the challenger's answer (canary): see
 `bioprocessml/serving/answering.py`, shared with the backtest. Model switches replace the whole
 deployment at once between requests: nothing is dropped.
 """

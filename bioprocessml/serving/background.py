@@ -42,10 +42,6 @@ class Rounds:
         thread.start()
         return thread
 
-    @property
-    def waiting(self) -> int:
-        return len(self._work)
-
     def submit(self, work: Callable[[], None]) -> None:
         with self._changed:
             self._restart_if_stopped()

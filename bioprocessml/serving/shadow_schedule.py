@@ -2,11 +2,11 @@
 `rollout.shadow_every_h` hours of batch time, not every request.
 
 The rollout's evidence is a finished batch's mean error of both models over the requests both
-answered (`prediction_log.paired_batch_error`, against assays interpolated in time). Requests
-spread evenly over batch time estimate it as well as all of them do, and weigh every phase of
-the batch alike whatever the client's call rate; a client that follows a batch row by row, one
-row a minute, would otherwise cost a challenger prediction a minute for one more point of the
-same curve. The served answer is logged for every request as before.
+answered (`prediction_log.paired_batch_error`, against assays interpolated in time, often many
+hours apart). Requests spread evenly over batch time sample that error over the whole batch and
+weigh its phases alike whatever the client's call rate; a client that follows a batch row by
+row, one row a minute, would otherwise cost a challenger prediction a minute for one more point
+of the same curve. The served answer is logged for every request as before.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class ShadowSchedule:
 
     def __init__(self, every_h: float, capacity: int = 10_000) -> None:
         self.every_h, self.capacity = every_h, capacity
-        self._slots: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._slots: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         self._lock = threading.Lock()  # requests are answered from several threads
 
     def due(self, task: Task, batch_id: str, version: str, time_h: float) -> bool:
