@@ -110,7 +110,7 @@ class BioprocessService:
         self.cache = ModelCache()
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
-        self.background = Rounds(capacity=serving.shadow_queue, cpu_share=serving.shadow_cpu_share)
+        self.background = Rounds(capacity=serving.shadow_queue)
         try:
             self.reload()
         except Exception:  # the registry is down: not ready until the poller loads the models

@@ -335,7 +335,6 @@ def run_follow(root: Path, args: Any) -> dict[str, Any]:
         "dev_set": str(args.dev), "spec": "indpensim", "rows_per_batch": args.rows,
         "model": "pls champions (both tasks) trained on 8 dev batches; shadow: a second pls",
         "shadow_every_h": settings.rollout.shadow_every_h,
-        "shadow_cpu_share": settings.serving.shadow_cpu_share,
         "windows": {"at_50_rows": SMALL, "at_1150_rows": LARGE},
     }}  # fmt: skip
     models = train_champions(settings, batches, spec)

@@ -107,11 +107,9 @@ class Serving(BaseModel):
     log_buffer_rows: int = Field(
         100_000, ge=1, description="rows waiting for an unavailable database; more are dropped"
     )
-    shadow_cpu_share: float = Field(
-        0.1, gt=0, le=1, description="CPU of one core that shadow predictions may take; beyond "
-        "it they wait, and past `shadow_queue` waiting they are dropped and counted",
-    )  # fmt: skip
-    shadow_queue: int = Field(1000, ge=1, description="shadow predictions waiting at most")
+    shadow_queue: int = Field(
+        10_000, ge=1, description="shadow predictions waiting at most; more are dropped, counted"
+    )
 
     @property
     def url(self) -> str:

@@ -3,17 +3,17 @@ by one background thread in rounds: the thread wakes at most every `interval` an
 waits. Python runs one thread at a time, so fewer wake-ups take the interpreter from the
 requests less often; the answers never wait for this work.
 
-The thread takes at most `cpu_share` of one core: after a round that used s seconds of CPU it
-rests s * (1 / cpu_share - 1) before the next, so an expensive challenger or a burst of requests
-cannot take the answers' CPU. What waits beyond `capacity` is dropped and counted
-(`bioprocessml_shadow_dropped`); a thread that stopped is started again on the next submit.
+The rollout decides on these predictions, so they are never rationed by CPU (a budget that
+sheds them under load would make the decisions depend on the load); their number is kept down
+upstream instead (`serving/shadow_schedule.py`). Only past `capacity` waiting (a service that
+cannot keep up at all) is work dropped and counted (`bioprocessml_shadow_dropped`); a thread
+that stopped is started again on the next submit.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -23,18 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Rounds:
-    def __init__(
-        self, interval: float = 0.1, capacity: int = 1000, cpu_share: float = 1.0,
-        name: str = "shadow",
-    ) -> None:  # fmt: skip
-        if not 0 < cpu_share <= 1:
-            raise ValueError(f"cpu_share must be in (0, 1], got {cpu_share}")
-        self.interval, self.capacity, self.cpu_share = interval, capacity, cpu_share
-        self.name = name
+    def __init__(self, interval: float = 0.1, capacity: int = 10_000, name: str = "shadow") -> None:
+        self.interval, self.capacity, self.name = interval, capacity, name
         self._work: deque[Callable[[], None]] = deque()
         self._changed = threading.Condition()
         self._closing = False
-        self._resume = 0.0  # monotonic time before which no round starts (the CPU rest)
         self._thread = self._start()
 
     def _start(self) -> threading.Thread:
@@ -54,7 +47,7 @@ class Rounds:
                 self._changed.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Run what waits (without resting), then stop."""
+        """Run what waits, then stop."""
         with self._changed:
             self._closing = True
             if self._work:
@@ -73,15 +66,11 @@ class Rounds:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._work) or self._closing)
-                rest = max(self.interval, self._resume - time.monotonic())
-                self._changed.wait_for(lambda: self._closing, rest)
+                self._changed.wait_for(lambda: self._closing, self.interval)
                 batch = list(self._work)
                 self._work.clear()
                 closing = self._closing
-            start = time.thread_time()
             self._run_round(batch)
-            spent = time.thread_time() - start
-            self._resume = time.monotonic() + spent * (1.0 / self.cpu_share - 1.0)
             if closing:
                 return
 
