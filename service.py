@@ -4,7 +4,7 @@ whole history; `/batches/{batch_id}/rows` follows a running batch, a client send
 new rows (`bioprocessml/serving/incremental.py`).
 
 During a rollout the other model of each task predicts in the background after the answer is
-sent (shadow), and a stable share of batches gets the challenger's answer (canary): see
+sent, for the first request of each batch-hour (shadow, `serving/shadow_schedule.py`), and a stable share of batches gets the challenger's answer (canary): see
 `bioprocessml/serving/answering.py`, shared with the backtest. Model switches replace the whole
 deployment at once between requests: nothing is dropped.
 """
@@ -110,20 +110,25 @@ class BioprocessService:
         self.cache = ModelCache()
         self.deployment = Deployment()
         self.reload_lock = threading.Lock()
-        self.background = Rounds()
+        self.background = Rounds(capacity=serving.shadow_queue)
         try:
             self.reload()
         except Exception:  # the registry is down: not ready until the poller loads the models
             log.exception("loading the models failed; retrying every %s s", serving.poll_seconds)
         self.view = ui.attach(ui.OperatorView(self.settings, self.spec, lambda: self.deployment))
-        threading.Thread(target=self._follow_registry, name="registry", daemon=True).start()
+        self.stopping = threading.Event()
+        self.poller = threading.Thread(target=self._follow_registry, name="registry", daemon=True)
+        self.poller.start()
 
     def __is_ready__(self) -> bool:
         return self.deployment.ready
 
     @bentoml.on_shutdown
     def write_what_is_left(self) -> None:
-        """Shadows finish, then every waiting log row is written (if the database answers)."""
+        """The registry poller stops (it sets MLflow's process-wide tracking URI), shadows
+        finish, then every waiting log row is written (if the database answers)."""
+        self.stopping.set()
+        self.poller.join(30.0)
         self.background.close()
         self.writer.close(timeout=10.0)
 
@@ -239,8 +244,7 @@ class BioprocessService:
         """Poll the aliases and rollouts, so a change made anywhere reaches this service; once
         an hour, delete stored rows of batches long finished."""
         purged = -3600.0
-        while True:
-            time.sleep(self.settings.serving.poll_seconds)
+        while not self.stopping.wait(self.settings.serving.poll_seconds):
             try:
                 if wanted_now(self.settings) != self.deployment.wanted():
                     self.reload()

@@ -16,11 +16,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 import numpy as np
 import pandas as pd
 from indpensim import DEV
@@ -31,6 +31,13 @@ from serving_setup import (
     server_log_problems,
     service_log,
     start_ready_service,
+)
+from serving_shadow import (
+    follow_alternating,
+    server_cpu,
+    set_shadow,
+    shadow_counts,
+    shadow_done,
 )
 
 from bioprocessml.dataset import BATCH_ID, load_batch
@@ -241,31 +248,13 @@ def candidate_slots(settings: Settings, batches: list[pd.DataFrame], spec: Datas
     return slots
 
 
-def set_shadow(settings: Settings, challengers: dict[str, str] | None) -> None:
-    """A rollout in shadow of each challenger version (None: roll back), then reload."""
-    from bioprocessml.serving import rollout
-    from bioprocessml.serving.rollout_store import active_rollouts
-
-    for task, version in (challengers or {}).items():
-        rollout.begin(settings, task, version, "serving benchmark")
-    if challengers is None:
-        for task in active_rollouts(engine_for(settings.prediction_log_url)):
-            rollout.roll_back(settings, task, "serving benchmark: shadow off")
-    token = settings.serving.admin_token
-    assert token is not None
-    status = httpx.post(f"{settings.serving.url}/admin/reload", timeout=120,
-                        headers={"Authorization": f"Bearer {token.get_secret_value()}"}).json()  # fmt: skip
-    stages = {t: status["tasks"][t]["stage"] for t in status["tasks"]}
-    assert all(s == ("shadow" if challengers else None) for s in stages.values()), status
-
-
 def http_runs(
     settings: Settings, batches: list[pd.DataFrame], spec: DatasetSpec,
     challengers: dict[str, str], args: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """Warm-up; one batch without shadow; one batch with shadow switched on and off every 50
-    rows (a ratio the machine's changing load cannot bias); then N batches at once, without
-    and with shadow."""
+    """Warm-up; then per concurrency N batches at once without and with shadow (what the shadow
+    did counted once it drained), and N batches with shadow switched on and off (a ratio the
+    machine's changing load cannot bias: every 50 rows for 1 batch, every 1 s for more)."""
     url, runs = settings.serving.url, {}
 
     def bodies_of(label: str, clients: int, rows: int) -> dict[str, list[bytes]]:
@@ -273,35 +262,64 @@ def http_runs(
         return {b: row_bodies(batches[(k + 3) % len(batches)], spec, b, rows)
                 for k, b in enumerate(ids)}  # fmt: skip
 
-    def toggle(n: int) -> None:
-        if n % 50 == 1:
-            set_shadow(settings, challengers if (n // 50) % 2 else None)
-
     follow_http(url, bodies_of("warmup", 1, 100))
     for clients in args.concurrency:
         for label in ("no_shadow", "shadow"):
             set_shadow(settings, challengers if label == "shadow" else None)
-            load = os.getloadavg()[0]
+            load, before, cpu = os.getloadavg()[0], shadow_counts(settings), server_cpu(settings)
             timings = follow_http(url, bodies_of(label, clients, args.rows))
             run = {**summarize(timings, clients), "load_average_1_min_before": load}
+            done = shadow_done(settings, before, len(timings))  # drained: its CPU counted
+            run["server_cpu_ms_per_update"] = (server_cpu(settings) - cpu) / len(timings) * 1e3
+            if label == "shadow":
+                run |= done
             runs[f"{label}_{clients}"] = run
             print(f"  {clients:2d} batches, {label:9s}: {run['updates_per_second']:.0f} "
                   f"updates/s, p50 {run['at_1150_rows'].get('p50_ms', 0):.2f} ms at "
                   f"1150 rows", flush=True)  # fmt: skip
         set_shadow(settings, None)
-    timings = follow_http(url, bodies_of("alternating", 1, args.rows), before=toggle)
+        if clients == 1:
+            bodies = bodies_of("alternating", clients, args.rows)
+            runs["shadow_alternating_1"] = alternate_rows(settings, challengers, url, bodies)
+        else:  # ~1 min of updates: enough on and off windows
+            rounds = [
+                bodies_of(f"alternating{r}", clients, args.rows) for r in range(16 // clients)
+            ]
+            runs[f"shadow_alternating_{clients}"] = follow_alternating(
+                settings, challengers, partial(follow_rounds, url, rounds)
+            )
+        alternating = runs[f"shadow_alternating_{clients}"]
+        print(f"  {clients:2d} batches, shadow on/off: p50 {alternating['p50_ms_shadow']:.2f} vs "
+              f"{alternating['p50_ms_no_shadow']:.2f} ms", flush=True)  # fmt: skip
+    return runs
+
+
+def follow_rounds(url: str, rounds: list[dict[str, list[bytes]]]) -> list[tuple[int, float, float]]:
+    """`follow_http` of each set of batches in turn; all their timings."""
+    return [t for bodies in rounds for t in follow_http(url, bodies)]
+
+
+def alternate_rows(
+    settings: Settings, challengers: dict[str, str], url: str, bodies: dict[str, list[bytes]]
+) -> dict[str, Any]:
+    """One batch, shadow switched on and off every 50 rows."""
+
+    def toggle(n: int) -> None:
+        if n % 50 == 1:
+            set_shadow(settings, challengers if (n // 50) % 2 else None)
+
+    timings = follow_http(url, bodies, before=toggle)
     set_shadow(settings, None)
     on = [t for t in timings if ((t[0] - 1) // 50) % 2]
     off = [t for t in timings if not ((t[0] - 1) // 50) % 2]
     p50 = {
         k: float(np.median([t[2] - t[1] for t in v]) * 1e3) for k, v in (("on", on), ("off", off))
     }
-    runs["shadow_alternating_1"] = {
+    return {
         "p50_ms_shadow": p50["on"], "p50_ms_no_shadow": p50["off"],
         "p50_ratio_shadow": p50["on"] / p50["off"], "updates": len(timings),
+        "updates_shadow": len(on), "updates_no_shadow": len(off),
     }  # fmt: skip
-    print(f"  shadow on/off every 50 rows: p50 {p50['on']:.2f} vs {p50['off']:.2f} ms", flush=True)
-    return runs
 
 
 def run_follow(root: Path, args: Any) -> dict[str, Any]:
@@ -316,6 +334,7 @@ def run_follow(root: Path, args: Any) -> dict[str, Any]:
     results: dict[str, Any] = {"machine_before": machine(), "config": {
         "dev_set": str(args.dev), "spec": "indpensim", "rows_per_batch": args.rows,
         "model": "pls champions (both tasks) trained on 8 dev batches; shadow: a second pls",
+        "shadow_every_h": settings.rollout.shadow_every_h,
         "windows": {"at_50_rows": SMALL, "at_1150_rows": LARGE},
     }}  # fmt: skip
     models = train_champions(settings, batches, spec)
@@ -353,11 +372,16 @@ def print_follow(results: dict[str, Any]) -> None:
     for name, run in results.get("http", {}).items():
         if "at_50_rows" in run:
             row(f"HTTP {name}", run)
-    alternating = results.get("http", {}).get("shadow_alternating_1")
-    if alternating:
-        print(f"shadow switched on and off every 50 rows (1 batch): p50 "
-              f"{alternating['p50_ms_shadow']:.2f} ms with, {alternating['p50_ms_no_shadow']:.2f} "
-              f"without: x{alternating['p50_ratio_shadow']:.3f}")  # fmt: skip
+    for name, run in results.get("http", {}).items():
+        if name.startswith("shadow_alternating_"):
+            cpu = run.get("server_cpu_ratio_shadow", float("nan"))
+            print(f"shadow switched on and off, {name.rsplit('_', 1)[1]:>2s} batches: p50 "
+                  f"{run['p50_ms_shadow']:.2f} ms with, {run['p50_ms_no_shadow']:.2f} without: "
+                  f"x{run['p50_ratio_shadow']:.3f}; server CPU per update x{cpu:.3f}")  # fmt: skip
+        elif "shadow_logged" in run:
+            print(f"{name}: {run['shadow_logged']:.0f} shadow predictions logged "
+                  f"({run['shadowed_share']:.1%} of task answers), {run['shadow_skipped']:.0f} "
+                  f"skipped by the schedule, {run['shadow_dropped']:.0f} dropped")  # fmt: skip
     for name, cost in results.get("candidates", {}).items():
         print(
             f"candidate {name:10s} view={cost['feature_view']!s:5s} answer p50 "

@@ -80,6 +80,10 @@ class Rollout(BaseModel):
     )
     max_error_rate: float = Field(0.05, ge=0, lt=1, description="challenger failures → rollback")
     min_requests_for_error_rate: int = Field(20, ge=1)
+    shadow_every_h: float = Field(
+        1.0, ge=0, description="the other model predicts for the first request of each batch in "
+        "every this many hours of batch time (0: every request); the paired errors use those",
+    )  # fmt: skip
 
 
 class Serving(BaseModel):
@@ -102,6 +106,9 @@ class Serving(BaseModel):
     )
     log_buffer_rows: int = Field(
         100_000, ge=1, description="rows waiting for an unavailable database; more are dropped"
+    )
+    shadow_queue: int = Field(
+        10_000, ge=1, description="shadow predictions waiting at most; more are dropped, counted"
     )
 
     @property

@@ -29,6 +29,7 @@ from bioprocessml.serving.log_writer import DirectLog, PredictionSink
 from bioprocessml.serving.prediction_log import LoggedPrediction, Role
 from bioprocessml.serving.request import PredictResponse, Route, TaskAnswer, route_for
 from bioprocessml.serving.rollout_store import active_rollout
+from bioprocessml.serving.shadow_schedule import ShadowSchedule
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from models.base import Task
@@ -104,7 +105,7 @@ class Answerer:
     """Answers requests for one settings/spec/prediction-log triple; `reload` is called after a
     rollback it caused (the service swaps its deployment, the backtest rebuilds its own).
     Predictions are logged through `sink` (written at once by default; the service passes its
-    background writer)."""
+    background writer). The other model shadows the requests `schedule` says are due."""
 
     def __init__(
         self, settings: Settings, spec: DatasetSpec, engine: Engine, reload: Callable[[], object],
@@ -114,6 +115,7 @@ class Answerer:
         self.sink = sink if sink is not None else DirectLog(engine)
         self.unit = spec.variable(spec.target).canonical_unit
         self.floor = physical_floor(spec)
+        self.schedule = ShadowSchedule(settings.rollout.shadow_every_h)
 
     def answer(
         self, deployment: Deployment, batch: pd.DataFrame | History, request_id: str
@@ -161,14 +163,25 @@ class Answerer:
         self.log_outcome(task, asked, served, is_served=True)
         if served.error is not None:
             raise RuntimeError(f"{task} champion version {first.version} failed: {served.error}")
-        if second is not None:  # its input as of now: the batch may grow before it runs
-            data = model_input(second, history)
-            shadows.append(partial(self.shadow, task, models, second, data, asked, served))
+        if second is not None:
+            self.queue_shadow(task, models, second, history, asked, served, shadows)
         assert served.mean is not None and served.lower is not None and served.upper is not None
         return TaskAnswer(
             mean=served.mean, lower=served.lower, upper=served.upper, unit=self.unit,
             model=first.name, version=first.version, route=asked.route, mode=served.mode,
         )  # fmt: skip
+
+    def queue_shadow(
+        self, task: Task, models: TaskModels, slot: Slot, history: History, asked: Asked,
+        served: Outcome, shadows: list[Shadow],
+    ) -> None:  # fmt: skip
+        """The other model's prediction to run later, if the schedule says this request is due;
+        its input as of now (the batch may grow before it runs)."""
+        if not self.schedule.due(task, asked.batch_id, slot.version, asked.time_h):
+            metrics.SHADOW_SKIPPED.inc()
+            return
+        data = model_input(slot, history)
+        shadows.append(partial(self.shadow, task, models, slot, data, asked, served))
 
     def run(self, slot: Slot, models: TaskModels, data: ModelInput) -> Outcome:
         """One model's answer, kept within the target's physical bounds, or its error."""

@@ -63,7 +63,7 @@ class LogWriter:
 
     def put(self, table: Table, rows: list[dict[str, Any]]) -> None:
         with self._changed:
-            room = max(0, self.capacity - len(self._rows))
+            idle, room = not self._rows, max(0, self.capacity - len(self._rows))
             for row in rows[:room]:
                 self._rows.append((table, row))
             self._queued += len(rows)
@@ -73,7 +73,8 @@ class LogWriter:
                 log.error("%d %s rows dropped: %d rows wait for the database already",
                           len(rows) - room, table.name, len(self._rows))  # fmt: skip
             metrics.LOG_WAITING.set(len(self._rows))
-            self._changed.notify_all()
+            if idle:  # only a writer waiting for rows needs waking: each wake-up takes the GIL
+                self._changed.notify_all()
 
     @property
     def done(self) -> int:

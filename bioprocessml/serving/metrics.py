@@ -63,5 +63,15 @@ BATCH_EVICTIONS = Counter(
 )
 SHADOW_DROPPED = Counter(
     "bioprocessml_shadow_dropped",
-    "Shadow predictions not made because too many waited (the service was overloaded)",
+    "Shadow predictions not made: too many waited (the service was overloaded) or the worker "
+    "running them stopped",
+)
+SHADOW_SKIPPED = Counter(
+    "bioprocessml_shadow_skipped",
+    "Requests the other model did not shadow: its batch was shadowed in this slot of batch time "
+    "already (rollout.shadow_every_h)",
+)
+SHADOW_RESTARTS = Counter(
+    "bioprocessml_shadow_worker_restarts",
+    "Times the thread running shadow predictions had stopped and was started again",
 )
