@@ -70,6 +70,9 @@ def sniff_file(data: bytes, fmt: CsvFormat) -> Sniffed:
         return out
     out.text = text
     lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:  # Unicode whitespace and line breaks that bytes.strip() keeps (U+0085, U+2028)
+        out.findings.append(Finding("empty", "file holds only whitespace, no table"))
+        return out
     first = lines[0].lstrip()
     if first[:1] in "{[<":
         kind = "HTML/XML" if first.startswith("<") else "JSON"

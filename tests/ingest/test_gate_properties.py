@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bioprocessml.ingest.arrival import ingest_file
@@ -46,6 +46,7 @@ arbitrary = st.one_of(
 
 @EXAMPLES
 @given(data=arbitrary)
+@example(data="\u0085".encode())  # a line break only Unicode knows: once crashed the sniffer
 def test_any_bytes_are_filed_with_a_reason_never_lost(data: bytes) -> None:
     name = f"arrival-{next(NAMES)}.csv"
     (GATE.incoming_dir / name).write_bytes(data)

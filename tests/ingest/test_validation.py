@@ -167,6 +167,7 @@ HAND_MADE = {
     ),
     "xlsx": (lambda t: b"PK\x03\x04" + bytes(200), ["ZIP archive"]),
     "whitespace": (lambda t: b"  \n\n \r\n", ["only whitespace"]),
+    "unicode-line-breaks": (lambda t: "\u0085 \u2028\n".encode(), ["only whitespace"]),
     "surplus-field": (_extra_field, ["not a readable CSV", "Expected 16 fields"]),
 }
 
