@@ -155,3 +155,15 @@ def test_same_seed_gives_same_predictions(
 def test_predict_before_fit_is_an_error(features: FeatureSpec) -> None:
     with pytest.raises(RuntimeError, match="before fit"):
         LSTMModel("harvest", features).predict([])
+
+
+def test_mean_titer_curve_follows_the_slope_before_the_first_assay() -> None:
+    """Assays from 12 h on of a titer rising linearly from zero: the local-linear curve is ~0
+    at the batch start (the kernel mean it replaced said the titer at ~12 h)."""
+    from models.trajectories import _local_linear, _smooth
+
+    x = np.arange(12.0, 97.0, 12.0)
+    grid = np.arange(0.0, 97.0)
+    line = _local_linear(x, 0.05 * x, grid, 5.0)
+    np.testing.assert_allclose(line, 0.05 * grid, atol=1e-6)
+    assert _smooth(x, 0.05 * x, grid, 5.0)[0] > 0.5  # the flat kernel mean at 0 h
