@@ -155,22 +155,22 @@ def evaluate_split(
         model, fit_s = fit_timed(name, "soft_sensor", fs, train_soft)
         pred, pred_s = predict_timed(model, test_soft.histories)
         out[f"soft_sensor/{name}"] = {
-            "pred": pred,
-            "samples": test_soft,
-            "fit_s": fit_s,
-            "predict_s": pred_s,
-        }
+            "pred": pred, "samples": test_soft, "fit_s": fit_s, "predict_s": pred_s,
+            "calibrations": (model.calibration_,),
+        }  # fmt: skip
         start = time.perf_counter()
         anchored = AssayAnchoredModel(model).calibrate(train_soft)
         calib_s = time.perf_counter() - start
         pred, pred_s = predict_timed(anchored, test_soft.histories)
         out[f"soft_sensor/{name}+assays"] = {
             "pred": pred, "samples": test_soft, "fit_s": fit_s + calib_s, "predict_s": pred_s,
+            "calibrations": (model.calibration_, anchored.calibration_),
         }  # fmt: skip
         model, fit_s = fit_timed(name, "harvest", fs, train_harvest)
         pred, pred_s = predict_timed(model, test_harvest.histories)
         out[f"harvest/{name}"] = {
             "pred": pred, "samples": test_harvest, "naive": naive, "fit_s": fit_s, "predict_s": pred_s,
+            "calibrations": (model.calibration_,),
         }  # fmt: skip
         log.info("%s done (soft fit %.1f s)", name, out[f"soft_sensor/{name}"]["fit_s"])
     return out

@@ -40,10 +40,10 @@ from models.trajectories import (
     _encode,
     _fit_scaling,
     _longest,
+    _mean_curve,
     _raw,
     _Scaling,
     _shared_source,
-    _smooth,
     _tensors,
 )
 
@@ -110,7 +110,7 @@ class LSTMModel:
         sequences = [_encode(r, sc) for r in raws]
         elapsed = np.array([r.elapsed_h for r in raws])
         data = _tensors(sequences, _shared_source(sequences, samples.groups), elapsed)
-        sc.base = _smooth(elapsed, samples.targets, sc.grid, 0.05 * sc.time_scale)
+        sc.base = _mean_curve(elapsed, samples.targets, sc.grid, 0.05 * sc.time_scale)
         deviation = samples.targets - sc.curve(sc.base, elapsed)
         sc.y_scale = float(deviation.std()) or 1.0
         y = torch.tensor(deviation / sc.y_scale, dtype=torch.float32)

@@ -51,6 +51,39 @@ def _smooth(x: FloatArray, y: FloatArray, grid: FloatArray, bandwidth: float) ->
     return np.asarray((weights @ y[ok]) / weights.sum(axis=1), dtype=float)
 
 
+def _mean_curve(x: FloatArray, y: FloatArray, grid: FloatArray, bandwidth: float) -> FloatArray:
+    """The kernel mean of y against x (`_smooth`) within a grid step of the range of x,
+    continued beyond by a local-linear fit at the edge: the kernel mean alone flattens there
+    (it put the titer of the first assay, ~12 h, at every earlier hour, where the batch has
+    made almost none). Within a step the kernel mean is kept: a sample there is interpolated
+    from that grid point, and changing it retrains the network on another target."""
+    ok = ~np.isnan(y)
+    if not ok.any():
+        return np.zeros_like(grid)
+    x, y = x[ok], y[ok]
+    curve = _smooth(x, y, grid, bandwidth)
+    step = float(grid[1] - grid[0]) if len(grid) > 1 else 0.0
+    for edge, outside in ((x.min(), grid < x.min() - step), (x.max(), grid > x.max() + step)):
+        if outside.any():
+            level, slope = _local_line(x, y, edge, bandwidth)
+            curve[outside] = level + slope * (grid[outside] - edge)
+    return curve
+
+
+def _local_line(x: FloatArray, y: FloatArray, at: float, bandwidth: float) -> tuple[float, float]:
+    """Level and slope at `at` of a Gaussian-kernel weighted least-squares line (the kernel
+    mean and no slope if all weight is on one x)."""
+    w = np.exp(-0.5 * ((x - at) / bandwidth) ** 2)
+    w = w / w.max()
+    d = x - at
+    s0, s1, s2 = w.sum(), (w * d).sum(), (w * d**2).sum()
+    t0, t1 = (w * y).sum(), (w * d * y).sum()
+    det = s0 * s2 - s1**2
+    if det <= 1e-9 * s0 * s2 or s2 == 0:
+        return float(t0 / s0), 0.0
+    return float((s2 * t0 - s1 * t1) / det), float((s0 * t1 - s1 * t0) / det)
+
+
 def _moments(values: FloatArray, axis: int | tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
     """Mean and standard deviation ignoring NaN; 0 where nothing was seen (no warnings)."""
     ok = ~np.isnan(values)

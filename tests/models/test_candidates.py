@@ -37,7 +37,10 @@ SMALL = SimConfig(duration_h=72.0, online_interval_min=10.0)
 # before their first run): median held-out batch coverage in [0.80, 1.00] at ≥ 3 of 5 seeds.
 # Measured at that first run: 4 of 5 for each of them; PLS 4/5, GP 4/5, GP ≤ 1.05 × PLS 4/5;
 # over all 20 held-out batches: PLS 0.93, GP 0.97, hybrid 1.00, PLS/GP/hybrid+assays
-# 0.89/0.93/0.90 (the hybrid over-covers on these small batches).
+# 0.89/0.93/0.90 (the hybrid over-covers on these small batches). Re-measured with the median
+# batch aimed at 93.5 % (thresholds unchanged): PLS 4/5, GP 4/5, hybrid 5/5, PLS/GP/hybrid
+# +assays 4/4/5 of 5; over all 20 held-out batches PLS 0.93, GP 0.97, hybrid 1.00, +assays
+# 0.89/0.93/0.95.
 MIN_PASSING = {
     "gp_vs_pls": 3, "pls": 4, "gp": 3,
     "hybrid": 3, "pls+assays": 3, "gp+assays": 3, "hybrid+assays": 3,

@@ -155,3 +155,19 @@ def test_same_seed_gives_same_predictions(
 def test_predict_before_fit_is_an_error(features: FeatureSpec) -> None:
     with pytest.raises(RuntimeError, match="before fit"):
         LSTMModel("harvest", features).predict([])
+
+
+def test_mean_titer_curve_follows_the_slope_before_the_first_assay() -> None:
+    """Assays from 12 h on of a titer rising linearly from zero: before the first assay the
+    curve continues the line to ~0 at the batch start (the kernel mean alone said the titer at
+    ~12 h); inside the assays' range it is the kernel mean, as before."""
+    from models.trajectories import _mean_curve, _smooth
+
+    x = np.arange(12.0, 97.0, 12.0)
+    grid = np.arange(0.0, 110.0)
+    curve, kernel = _mean_curve(x, 0.05 * x, grid, 5.0), _smooth(x, 0.05 * x, grid, 5.0)
+    np.testing.assert_allclose(curve[:11], 0.05 * grid[:11], atol=0.01)
+    assert kernel[0] > 0.5  # the flat kernel mean at 0 h
+    inside = (grid >= 11.0) & (grid <= 97.0)  # within a grid step of the assays
+    np.testing.assert_array_equal(curve[inside], kernel[inside])
+    np.testing.assert_allclose(curve[grid > 97.0], 0.05 * grid[grid > 97.0], atol=0.05)
