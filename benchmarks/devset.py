@@ -17,8 +17,21 @@ import pandas as pd
 from bioprocessml.dataset import BATCH_ID, TIME
 from models.features import FeatureSpec
 
-DEV_DIR = Path(os.environ.get("BIOPROCESSML_DEV_SET", "/work/shared/datasets/indpensim-dev"))
 NORMAL, TEMPERATURE_SHIFT = "normal", "temperature-shift"
+
+
+def find_dev_set() -> Path:
+    """$BIOPROCESSML_DEV_SET, else ../shared/datasets/indpensim-dev beside the project, else
+    /work/shared/… (a git worktree sits deeper than the project); the first that holds normal/."""
+    found = [
+        Path(os.environ.get("BIOPROCESSML_DEV_SET", "")),
+        Path(__file__).resolve().parents[2] / "shared" / "datasets" / "indpensim-dev",
+        Path("/work/shared/datasets/indpensim-dev"),
+    ]
+    return next((p for p in found if p.parts and (p / NORMAL).is_dir()), found[1])
+
+
+DEV_DIR = find_dev_set()
 TARGET = "titer"
 STATES = ("substrate_g_l", "biomass_g_l", "nh3_mg_l", "viscosity_cp")
 SENSORS = (

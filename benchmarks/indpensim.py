@@ -3,18 +3,14 @@ user's dataset spec for these files would give (every online column; feeds and o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
+from devset import find_dev_set
 
 from models.features import FeatureSpec
 
-# ../shared/datasets/indpensim-dev beside the project, or $BIOPROCESSML_DEV_SET, or --dev
-DEV = Path(
-    os.environ.get("BIOPROCESSML_DEV_SET")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "indpensim-dev"
-)
+DEV = find_dev_set()  # or --dev
 TARGET = "titer_g_l"
 OFFLINE = ("biomass_offline_g_l", "paa_offline_mg_l", "nh3_offline_mg_l", "viscosity_offline_cp")
 FEEDS = ("sugar_feed_l_h", "oil_feed_l_h", "paa_feed_l_h", "water_feed_l_h", "acid_flow_l_h",

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+from devset import find_dev_set
 
 from bioprocessml.events import STACK_PROBE, ProbePayload, post_event
 from bioprocessml.ingest.catalogue import Catalogue
@@ -37,7 +38,6 @@ from bioprocessml.stack.servers import down, free_port, up
 from monitoring.history import record_path
 
 RESULTS = Path(__file__).parent / "results" / "pace.json"
-DEV = PROJECT_ROOT.parent.parent / "shared" / "datasets" / "indpensim-dev"
 
 
 def wait_until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -218,7 +218,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", type=Path, default=PROJECT_ROOT / "data/datasets/indpensim.yaml")
-    parser.add_argument("--dev", type=Path, default=DEV)
+    parser.add_argument("--dev", type=Path, default=find_dev_set())
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--probes", type=int, default=5)
     parser.add_argument("--burst", type=int, default=30)
@@ -228,6 +228,8 @@ def main() -> None:
     files = sorted((args.dev / "normal").glob("*.csv")) + sorted(
         (args.dev / "temperature-shift").glob("*.csv")
     )
+    if not files:
+        parser.error(f"no batch files under {args.dev}/normal or /temperature-shift (--dev)")
     results: dict[str, Any] = {"executor": args.executor, "every_s": args.every,
                                "load_before": os.getloadavg()}  # fmt: skip
     results["validation_s"], results["validation_cpu_s"] = validation_times(args.spec, files, 8)

@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from serving_follow import default_dev, print_follow, run_follow
+from devset import find_dev_set
+from serving_follow import print_follow, run_follow
 from serving_setup import (
     machine,
     register_model,
@@ -359,7 +360,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="sequential requests")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput window")
-    parser.add_argument("--dev", type=Path, default=default_dev(), help="IndPenSim dev set")
+    parser.add_argument("--dev", type=Path, default=find_dev_set(), help="IndPenSim dev set")
     parser.add_argument("--rows", type=int, default=1150, help="rows followed per batch")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-candidates", dest="candidates", action="store_false",

@@ -23,7 +23,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-from indpensim import DEV
 from serving_setup import (
     machine,
     register_model,
@@ -54,12 +53,6 @@ from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 
 SMALL, LARGE = (25, 75), (1100, 1150)  # history lengths of "50 rows" and "1150 rows"
-
-
-def default_dev() -> Path:
-    """$BIOPROCESSML_DEV_SET, else shared/ beside the project, else /work/shared."""
-    found = [DEV, Path("/work/shared/datasets/indpensim-dev")]
-    return next((p for p in found if (p / "normal").is_dir()), DEV)
 
 
 def load_dev_batches(dev: Path, spec: DatasetSpec) -> list[pd.DataFrame]:

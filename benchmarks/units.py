@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from devset import find_dev_set
 
 from bioprocessml.dataset import load_batch, read_raw, to_number
 from bioprocessml.settings import PROJECT_ROOT
@@ -26,7 +26,7 @@ from bioprocessml.units import _pint_expression, _registry, get_unit, to_canonic
 
 RESULTS = Path(__file__).parent / "results" / "units.json"
 SPEC = PROJECT_ROOT / "data" / "datasets" / "indpensim.yaml"
-DEV = Path(os.environ.get("BIOPROCESSML_DEV_SET", "/work/shared/datasets/indpensim-dev"))
+DEV = find_dev_set()
 
 
 def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
