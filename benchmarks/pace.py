@@ -158,6 +158,14 @@ def burst(settings: Settings, files: list[Path]) -> float:
     return time.monotonic() - started
 
 
+def locked_context(log: str, first: int = 5) -> list[str]:
+    """The first "database is locked" lines of the server log, each with the 3 lines before it
+    (which service or request held or wanted the lock)."""
+    lines = log.splitlines()
+    hits = [i for i, line in enumerate(lines) if "database is locked" in line][:first]
+    return ["\n".join(lines[max(0, i - 3) : i + 1]) for i in hits]
+
+
 def validation_times(spec_path: Path, files: list[Path], n: int) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of the gate (GX included) per file, in a warm process: on a machine
     shared with other work the wall time says how busy it was, the CPU time what it costs."""
@@ -248,6 +256,7 @@ def main() -> None:
             results["burst_all_verdicts_s"] = burst(settings, burst_files)
             server_log = (settings.state_dir / "logs" / "prefect-server.log").read_text()
             results["server_log_database_locked_lines"] = server_log.count("database is locked")
+            results["server_log_locked_context"] = locked_context(server_log)
         finally:
             down(settings)
     results["load_after"] = os.getloadavg()
