@@ -113,10 +113,6 @@ def answer_scores(step: Step, batch: pd.DataFrame, target: str, score: BatchScor
         score.harvest_errors[f"{a.fraction:.0%}"] = round(abs(harvest.mean - final), 4)
         score.harvest_answers += 1
         score.harvest_covered += int(harvest.lower <= final <= harvest.upper)
-        lows = [harvest.lower] + (
-            [score.harvest_lowest] if score.harvest_lowest is not None else []
-        )
-        score.harvest_lowest = min(lows)
         now_answer = a.response.titer_now if a.response else None
         if a.fraction == 1.0 and now_answer is not None:
             score.end_agrees = harvest.lower <= now_answer.mean <= harvest.upper
@@ -136,15 +132,14 @@ def score_step(step: Step, batch: pd.DataFrame | None, target: str) -> BatchScor
         score.data_drift, score.columns = record.data_drift, record.drifted_columns
         score.concept_alarm, score.error_ratio = record.concept_alarm, record.error_ratio
         score.now_rmse, score.now_naive_rmse = record.batch_rmse, record.naive_rmse
-    if batch is not None and step.verdict == "accepted":
+    lows = [a.response.titer_at_harvest.lower for a in step.answers
+            if a.response is not None and a.response.titer_at_harvest is not None]  # fmt: skip
+    score.harvest_lowest = min(lows, default=None)  # what was served counts, whatever the verdict
+    if batch is not None and step.verdict == "accepted":  # a quarantined file judges nothing
         answer_scores(step, batch, target, score)
         assays = batch[target].dropna()
         if step.naive_final is not None and len(assays):
             score.harvest_naive_error = round(abs(step.naive_final - float(assays.iloc[-1])), 4)
-    else:  # a quarantined file's assays judge nothing; what was served still counts
-        lows = [a.response.titer_at_harvest.lower for a in step.answers
-                if a.response is not None and a.response.titer_at_harvest is not None]  # fmt: skip
-        score.harvest_lowest = min(lows, default=None)
     return score
 
 
