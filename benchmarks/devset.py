@@ -32,6 +32,19 @@ def find_dev_set() -> Path:
 
 
 DEV_DIR = find_dev_set()
+
+
+def dev_files(root: Path) -> list[Path]:
+    """Every dev batch file, normal then temperature-shift; a clear error when there are none."""
+    paths = sorted((root / NORMAL).glob("*.csv")) + sorted((root / TEMPERATURE_SHIFT).glob("*.csv"))
+    if not paths:
+        raise FileNotFoundError(
+            f"no IndPenSim dev files under {root}/{NORMAL} or /{TEMPERATURE_SHIFT}: give it with "
+            "--dev or $BIOPROCESSML_DEV_SET"
+        )
+    return paths
+
+
 TARGET = "titer"
 STATES = ("substrate_g_l", "biomass_g_l", "nh3_mg_l", "viscosity_cp")
 SENSORS = (

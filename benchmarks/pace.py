@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
-from devset import find_dev_set
+from devset import dev_files, find_dev_set
 
 from bioprocessml.events import STACK_PROBE, ProbePayload, post_event
 from bioprocessml.ingest.catalogue import Catalogue
@@ -239,11 +239,10 @@ def main() -> None:
     parser.add_argument("--executor", choices=["runner", "process"], default="runner")
     args = parser.parse_args()
     disable_telemetry()
-    files = sorted((args.dev / "normal").glob("*.csv")) + sorted(
-        (args.dev / "temperature-shift").glob("*.csv")
-    )
-    if not files:
-        parser.error(f"no batch files under {args.dev}/normal or /temperature-shift (--dev)")
+    try:
+        files = dev_files(args.dev)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     results: dict[str, Any] = {"executor": args.executor, "every_s": args.every,
                                "load_before": os.getloadavg()}  # fmt: skip
     results["validation_s"], results["validation_cpu_s"] = validation_times(args.spec, files, 8)

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
+from devset import dev_files
 from serving_setup import (
     machine,
     register_model,
@@ -57,12 +58,7 @@ SMALL, LARGE = (25, 75), (1100, 1150)  # history lengths of "50 rows" and "1150 
 
 def load_dev_batches(dev: Path, spec: DatasetSpec) -> list[pd.DataFrame]:
     """Every dev batch (normal, then temperature-shift), read through the dataset spec."""
-    paths = sorted((dev / "normal").glob("*.csv")) + sorted(
-        (dev / "temperature-shift").glob("*.csv")
-    )
-    if not paths:
-        raise FileNotFoundError(f"no IndPenSim dev files under {dev}: give it with --dev")
-    return [load_batch(p, spec) for p in paths]
+    return [load_batch(p, spec) for p in dev_files(dev)]
 
 
 def row_bodies(batch: pd.DataFrame, spec: DatasetSpec, batch_id: str, rows: int) -> list[bytes]:
