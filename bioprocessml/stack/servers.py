@@ -50,6 +50,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
         # The reconcile schedule needs only its next runs ahead: the default inserts up to 100
         # into SQLite at once (an hour ahead at least), and they contend with the chain's writes.
         PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS="3",
+        # A locked SQLite answer (a 503 the client retries after seconds) is logged, not hidden:
+        # the server's log says when the database is what slows the chain.
+        PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",
         **{processes.STACK_MARK: processes.stack_id(settings.state_dir)},
     )
     token = admin_token(settings)
@@ -152,8 +155,8 @@ def ensure_process(
 
 def start_prefect_server(settings: Settings, timeout: float = 120) -> None:
     url = urlparse(settings.prefect_api_url)
-    args = [str(BIN / "prefect"), "server", "start", "--host", url.hostname or "127.0.0.1",
-            "--port", str(url.port)]  # fmt: skip
+    args = [str(BIN / "python"), "-m", "bioprocessml.stack.prefect_server",
+            "--host", url.hostname or "127.0.0.1", "--port", str(url.port)]  # fmt: skip
     alive = ensure_process(settings, "prefect-server", args, PROJECT_ROOT, url.port)
     wait_http(f"{settings.prefect_api_url}/health", alive, timeout, "Prefect server")
 
