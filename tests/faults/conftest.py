@@ -22,6 +22,11 @@ from tests.conftest import TINY
 
 pytestmark = pytest.mark.integration
 
+# Seconds a test waits for the Prefect server to take one event: after a burst the server of a
+# loaded 2-core CI machine was seen not answering for over 10 s (the watcher retries such a send;
+# a test that posts by itself must wait, since what it checks is the chain, not the server's pace).
+SLOW_SERVER = 60.0
+
 
 def entries_for(settings: Settings, names: set[str]) -> list[Entry]:
     return [e for e in Catalogue(settings.data_dir / "catalogue.db").entries() if e.file in names]

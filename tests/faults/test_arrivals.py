@@ -16,7 +16,7 @@ from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
 from bioprocessml.stack import processes
 from bioprocessml.stack.servers import up
-from tests.faults.conftest import cheap_files, entries_for, put, valid_files
+from tests.faults.conftest import SLOW_SERVER, cheap_files, entries_for, put, valid_files
 from tests.stack import wait_until
 
 
@@ -33,7 +33,7 @@ def test_malformed_arrival_is_refused_within_one_reconcile_interval(
     sent = time.monotonic()
     for _ in range(2):
         post_event(stack.prefect_api_url, BATCH_ARRIVED, batch_resource("malformed"),
-                   PathOnly(path="malformed.csv"), event_id)  # fmt: skip
+                   PathOnly(path="malformed.csv"), event_id, timeout=SLOW_SERVER)  # fmt: skip
     [entry] = wait_until(lambda: entries_for(stack, {"malformed.csv"}), 120, "the refusal")
     elapsed = time.monotonic() - sent
     recovery_times["malformed arrival event: sent to refused record (s)"] = round(elapsed, 1)
@@ -67,7 +67,8 @@ def test_burst_of_100_files_and_a_repeated_event_give_one_verdict_each(
     catalogue = Catalogue(stack.data_dir / "catalogue.db")
     first = next(a for a in catalogue.arrivals() if a.file == files[-1].name)
     payload = ArrivedPayload(path=first.file, sha256=first.sha256, size=first.size)
-    post_event(stack.prefect_api_url, BATCH_ARRIVED, batch_resource("again"), payload, first.id)
+    post_event(stack.prefect_api_url, BATCH_ARRIVED, batch_resource("again"), payload, first.id,
+               timeout=SLOW_SERVER)  # fmt: skip
     time.sleep(8)
     assert len(entries_for(stack, {first.file})) == 1
     assert all(a.settled_at is not None for a in catalogue.arrivals() if a.file in names)

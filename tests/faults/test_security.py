@@ -15,7 +15,7 @@ from bioprocessml.events import BATCH_ARRIVED, ArrivedPayload, batch_resource, p
 from bioprocessml.ingest.arrival import ingest_file
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
-from tests.faults.conftest import entries_for, valid_files
+from tests.faults.conftest import SLOW_SERVER, entries_for, valid_files
 from tests.stack import prefect_post, wait_until
 
 HOSTILE_IDS = ["../../escape", "/etc/cron.d/x", "..", "a/../../b", "C:\\x\\..\\y", "x" * 400,
@@ -70,7 +70,7 @@ def test_event_payload_path_cannot_leave_the_incoming_folder(stack: Settings) ->
     path = f"../../{outside.parent.name}/{outside.name}"
     payload = ArrivedPayload(path=path, sha256="0" * 64, size=12)
     post_event(stack.prefect_api_url, BATCH_ARRIVED, batch_resource("evil"), payload,
-               str(uuid.uuid4()))  # fmt: skip
+               str(uuid.uuid4()), timeout=SLOW_SERVER)  # fmt: skip
     [entry] = wait_until(lambda: entries_for(stack, {path}), 120, "the refusal")
     assert entry.verdict == "refused" and "must not contain '..'" in entry.reasons[0]
     assert outside.read_text() == "do not read\n"
