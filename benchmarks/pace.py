@@ -69,15 +69,32 @@ def seconds(a: str | None, b: str | None) -> float | None:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
-def run_of(settings: Settings, deployment: str, key: str, value: str) -> dict[str, Any] | None:
-    """The completed flow run of a deployment whose parameter `key` (dotted) equals `value`."""
+def runs_of(settings: Settings, deployment: str, key: str, value: str) -> list[dict[str, Any]]:
+    """The flow runs of a deployment whose parameter `key` (dotted) equals `value`."""
+    matching = []
     for run in flow_runs(settings, deployment):
         found: Any = run["parameters"]
         for part in key.split("."):
             found = found.get(part) if isinstance(found, dict) else None
-        if found == value and run["state_type"] == "COMPLETED":
-            return run
-    return None
+        if found == value:
+            matching.append(run)
+    return matching
+
+
+def completed_run(
+    settings: Settings, deployment: str, key: str, value: str, timeout: float
+) -> dict[str, Any]:
+    """Wait for the completed run; a timeout names the states its runs are in."""
+
+    def done() -> dict[str, Any] | None:
+        runs = runs_of(settings, deployment, key, value)
+        return next((r for r in runs if r["state_type"] == "COMPLETED"), None)
+
+    try:
+        return wait_until(done, timeout, f"the completed {deployment} run of {value}")
+    except TimeoutError as exc:
+        states = [(r["name"], r["state_type"]) for r in runs_of(settings, deployment, key, value)]
+        raise TimeoutError(f"{exc}; its runs: {states or 'none'}") from exc
 
 
 def probe_latency(settings: Settings, n: int) -> list[float]:
@@ -88,7 +105,7 @@ def probe_latency(settings: Settings, n: int) -> list[float]:
         resource = {"prefect.resource.id": "bioprocess.stack.pace"}
         post_event(settings.prefect_api_url, STACK_PROBE, resource, ProbePayload(sent=sent),
                    str(uuid.uuid4()))  # fmt: skip
-        run = wait_until(lambda s=sent: run_of(settings, "on-probe", "sent", s), 120, "probe")
+        run = completed_run(settings, "on-probe", "sent", sent, 120)
         latencies.append(seconds(sent, run["start_time"]) or 0.0)
     return latencies
 
@@ -109,24 +126,25 @@ def measure_batch(settings: Settings, path: Path, dropped: str) -> dict[str, Any
     row: dict[str, Any] = {"file": path.name, "verdict": entry.verdict, "batch_id": entry.batch_id}
     verdict = entry.received_at.isoformat()
     sent = arrival.emitted_at.isoformat() if arrival.emitted_at else dropped
-    ingest = wait_until(
-        lambda: run_of(settings, "on-arrival", "payload.path", path.name), 300, "run"
-    )
+    ingest = completed_run(settings, "on-arrival", "payload.path", path.name, 300)
     row |= {
         "drop_to_event_s": seconds(dropped, sent), "arrival_to_verdict_s": seconds(sent, verdict),
-        "ingest_work_s": ingest["total_run_time"],
+        "sent_at": sent,
+        "ingest_work_s": ingest["total_run_time"], "ingest_created": ingest["created"],
+        "ingest_started": ingest["start_time"], "ingest_ended": ingest["end_time"],
     }  # fmt: skip
     if entry.verdict != "accepted" or entry.batch_id is None:
         return row
     record = record_path(settings.reports_dir, entry.batch_id)
     wait_until(record.is_file, 900, f"drift record of {entry.batch_id}")
     recorded = datetime.fromtimestamp(record.stat().st_mtime, UTC).isoformat()
-    drift = wait_until(lambda: run_of(settings, "on-accepted", "batch_id", entry.batch_id), 900, "")
+    drift = completed_run(settings, "on-accepted", "batch_id", entry.batch_id, 900)
     row |= {
         "verdict_to_drift_record_s": seconds(verdict, recorded),
         "arrival_to_drift_record_s": seconds(sent, recorded),
         "drift_work_s": drift["total_run_time"], "recorded_at": recorded, "dropped_at": dropped,
-        "drift_started": drift["start_time"], "drift_ended": drift["end_time"],
+        "drift_created": drift["created"], "drift_started": drift["start_time"],
+        "drift_ended": drift["end_time"],
         "verdict_at": verdict,
     }  # fmt: skip
     return row
@@ -197,6 +215,26 @@ def stack_settings(root: Path, spec: Path, executor: str) -> Settings:
     )  # fmt: skip
 
 
+LAG_PARTS = {  # consecutive marks of one batch's way from its arrival event to its drift record
+    "event → ingest run created": ("sent_at", "ingest_created"),
+    "ingest run created → started": ("ingest_created", "ingest_started"),
+    "ingest run started → verdict": ("ingest_started", "verdict_at"),
+    "verdict → ingest run ended": ("verdict_at", "ingest_ended"),
+    "verdict → drift run created": ("verdict_at", "drift_created"),
+    "drift run created → started": ("drift_created", "drift_started"),
+    "drift run started → drift record": ("drift_started", "recorded_at"),
+    "drift record → drift run ended": ("recorded_at", "drift_ended"),
+}
+
+
+def lag_parts(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median seconds of each part of the way, to see where the time goes beyond the work."""
+    return {
+        part: round(statistics.median(seconds(r[a], r[b]) or 0.0 for r in rows), 3)
+        for part, (a, b) in LAG_PARTS.items()
+    }
+
+
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     rows = [r for r in results["batches"] if "arrival_to_drift_record_s" in r]
     bare = statistics.median(results["bare_event_to_run_s"])
@@ -219,6 +257,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             r["verdict_to_drift_record_s"] for r in rows
         ),
         "arrival_to_drift_record_median_s": statistics.median(lag),
+        "lag_parts_median_s": lag_parts(rows),
         "ratio_to_two_hops_plus_work_median": statistics.median(ratios),
         "ratio_to_two_hops_plus_work_max": max(ratios),
         "keeps_up": statistics.mean(lag[-third:])
