@@ -41,9 +41,9 @@ def process_mark(pid: int | None = None) -> str:
 def _start(proc: psutil.Process) -> str:
     """When the process started: on Linux its clock ticks since boot (`t<ticks>`, fixed for its
     life), elsewhere its start time in epoch seconds. The epoch start time moves when the wall
-    clock is stepped (psutil adds the boot time, which the kernel derives from the wall clock): a
-    VM paused ~33 s under load resumed with every start time shifted, and recovery took the live
-    runner for a dead one, marking its running flows crashed and redoing them."""
+    clock is stepped (psutil adds the boot time, which the kernel derives from the wall clock): after
+    the whole VM froze for ~33 s in a benchmark run, every start time had moved and recovery took
+    the live runner for a dead one, marking its running flows crashed and redoing them."""
     try:
         stat = Path(f"/proc/{proc.pid}/stat").read_text()
     except OSError:
