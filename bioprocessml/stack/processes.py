@@ -32,16 +32,36 @@ class ProcessRecord(BaseModel):
 
     name: str
     pid: int
-    started: float
+    started: str | float  # `start_of` (epoch seconds in records written before it)
     args: list[str]
     port: int | None = None
 
     def alive(self) -> bool:
         try:
             proc = psutil.Process(self.pid)
-            return abs(proc.create_time() - self.started) < 1 and proc.status() != "zombie"
+            return started_as(proc, self.started) and proc.status() != "zombie"
         except psutil.Error:
             return False
+
+
+def start_of(proc: psutil.Process) -> str:
+    """When a process started: on Linux its clock ticks since boot (`t<ticks>`, fixed for its
+    life), elsewhere its start time in epoch seconds. The epoch start time moves when the wall
+    clock is stepped (psutil adds the boot time, which the kernel derives from the wall clock):
+    after the whole VM froze for ~33 s in a benchmark run, every start time had moved and
+    recovery took the live runner for a dead one, marking its running flows crashed."""
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return f"{proc.create_time():.2f}"
+    return "t" + stat.rpartition(")")[2].split()[19]  # field 22, starttime
+
+
+def started_as(proc: psutil.Process, started: str | float) -> bool:
+    """Is `proc` the process that started at `started` (from `start_of`, or epoch seconds)?"""
+    if isinstance(started, str) and started.startswith("t"):
+        return started == start_of(proc)
+    return abs(proc.create_time() - float(started)) < 1
 
 
 def stack_id(state_dir: Path) -> str:
@@ -85,7 +105,7 @@ def spawn(
             args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    started = psutil.Process(proc.pid).create_time()
+    started = start_of(psutil.Process(proc.pid))
     record = ProcessRecord(name=name, pid=proc.pid, started=started, args=args, port=port)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(record.model_dump_json())

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 from pydantic import BaseModel
+
+from bioprocessml.stack.processes import start_of, started_as
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -35,20 +36,7 @@ class Recovered(BaseModel):
 def process_mark(pid: int | None = None) -> str:
     """`host:pid:start` of a process (default: this one), for `infrastructure_pid`."""
     proc = psutil.Process(pid)
-    return f"{socket.gethostname()}:{proc.pid}:{_start(proc)}"
-
-
-def _start(proc: psutil.Process) -> str:
-    """When the process started: on Linux its clock ticks since boot (`t<ticks>`, fixed for its
-    life), elsewhere its start time in epoch seconds. The epoch start time moves when the wall
-    clock is stepped (psutil adds the boot time, which the kernel derives from the wall clock): after
-    the whole VM froze for ~33 s in a benchmark run, every start time had moved and recovery took
-    the live runner for a dead one, marking its running flows crashed and redoing them."""
-    try:
-        stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return f"{proc.create_time():.2f}"
-    return "t" + stat.rpartition(")")[2].split()[19]  # field 22, starttime
+    return f"{socket.gethostname()}:{proc.pid}:{start_of(proc)}"
 
 
 def owner_alive(mark: str | None) -> bool:
@@ -62,10 +50,7 @@ def owner_alive(mark: str | None) -> bool:
     pid_text, _, started = rest.partition(":")
     try:
         proc = psutil.Process(int(pid_text))
-        if started.startswith("t") or not started:
-            same = started in ("", _start(proc))
-        else:  # a mark in epoch seconds (another platform, or written before ticks)
-            same = abs(proc.create_time() - float(started)) < 1
+        same = not started or started_as(proc, started)
         return same and proc.status() != psutil.STATUS_ZOMBIE
     except (ValueError, psutil.Error):
         return False
