@@ -37,11 +37,7 @@ class ProcessRecord(BaseModel):
     port: int | None = None
 
     def alive(self) -> bool:
-        try:
-            proc = psutil.Process(self.pid)
-            return started_as(proc, self.started) and proc.status() != "zombie"
-        except psutil.Error:
-            return False
+        return still_running(self.pid, self.started)
 
 
 def start_of(proc: psutil.Process) -> str:
@@ -57,11 +53,18 @@ def start_of(proc: psutil.Process) -> str:
     return "t" + stat.rpartition(")")[2].split()[19]  # field 22, starttime
 
 
-def started_as(proc: psutil.Process, started: str | float) -> bool:
-    """Is `proc` the process that started at `started` (from `start_of`, or epoch seconds)?"""
-    if isinstance(started, str) and started.startswith("t"):
-        return started == start_of(proc)
-    return abs(proc.create_time() - float(started)) < 1
+def still_running(pid: int, started: str | float | None) -> bool:
+    """Is the process that started at `started` (from `start_of`, or epoch seconds; None: any)
+    as `pid` still running, not a zombie and not a later process that got the same pid?"""
+    try:
+        proc = psutil.Process(pid)
+        if isinstance(started, str) and started.startswith("t"):
+            same = started == start_of(proc)
+        else:
+            same = started is None or abs(proc.create_time() - float(started)) < 1
+        return same and proc.status() != psutil.STATUS_ZOMBIE
+    except (ValueError, psutil.Error):
+        return False
 
 
 def stack_id(state_dir: Path) -> str:

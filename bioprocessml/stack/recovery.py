@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from pydantic import BaseModel
 
-from bioprocessml.stack.processes import start_of, started_as
+from bioprocessml.stack.processes import start_of, still_running
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -48,12 +48,7 @@ def owner_alive(mark: str | None) -> bool:
     if host != socket.gethostname():
         return True
     pid_text, _, started = rest.partition(":")
-    try:
-        proc = psutil.Process(int(pid_text))
-        same = not started or started_as(proc, started)
-        return same and proc.status() != psutil.STATUS_ZOMBIE
-    except (ValueError, psutil.Error):
-        return False
+    return pid_text.isdigit() and still_running(int(pid_text), started or None)
 
 
 def orphaned_runs(client: SyncPrefectClient, pool: str) -> list[FlowRun]:
