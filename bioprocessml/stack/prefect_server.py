@@ -16,7 +16,6 @@ does so for its `with_for_update` transactions. A PostgreSQL database is not tou
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -38,12 +37,12 @@ def immediate_sqlite_transactions() -> None:
     AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign,assignment]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main() -> None:
     """Run `prefect server start ARGS` in this process with the change above."""
     from prefect.cli import app
 
     immediate_sqlite_transactions()
-    sys.argv = ["prefect", "server", "start", *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["prefect", "server", "start", *sys.argv[1:]]
     app()
 
 
