@@ -66,8 +66,8 @@ def soft_table(table: dict[str, dict[str, float]]) -> list[str]:
 
 def harvest_table(table: dict[str, dict[str, float]]) -> list[str]:
     lines = [
-        "| harvest | RMSE @25 % (naive) | @50 % (naive) | @75 % (naive) | gain 25/50/75 | width 25/50/75 | coverage pooled / batch median | fit s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| harvest | RMSE @25 % (naive) | @50 % (naive) | @75 % (naive) | gain 25/50/75 | width 25/50/75 | coverage pooled / batch median | every hour: pooled / batch median | fit s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in table.items():
         if key.startswith("harvest/"):
@@ -76,7 +76,9 @@ def harvest_table(table: dict[str, dict[str, float]]) -> list[str]:
             widths = "/".join(_f(m[f"width_at_{h}"], 1) for h in (25, 50, 75))
             lines.append(
                 f"| {key.split('/')[1]} | {' | '.join(at)} | {gains} | {widths} | "
-                f"{_f(m['coverage'])} / {_f(m['batch_coverage_median'])} | {_f(m['fit_s'], 1)} |"
+                f"{_f(m['coverage'])} / {_f(m['batch_coverage_median'])} | "
+                f"{_f(m.get('hourly_coverage', float('nan')))} / "
+                f"{_f(m.get('hourly_batch_coverage_median', float('nan')))} | {_f(m['fit_s'], 1)} |"
             )
     return lines
 

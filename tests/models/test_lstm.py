@@ -15,7 +15,7 @@ from bioprocessml.simulation.simulator import simulate
 from bioprocessml.spec import DatasetSpec
 from models.base import Samples
 from models.features import FeatureSpec, make_samples
-from models.lstm import LSTMModel
+from models.lstm import LSTMModel, as_ensemble
 
 SEED = 2  # simulator seed: 30 normal batches, the first 20 train, the last 10 are held out
 
@@ -171,3 +171,22 @@ def test_mean_titer_curve_follows_the_slope_before_the_first_assay() -> None:
     inside = (grid >= 11.0) & (grid <= 97.0)  # within a grid step of the assays
     np.testing.assert_array_equal(curve[inside], kernel[inside])
     np.testing.assert_allclose(curve[grid > 97.0], 0.05 * grid[grid > 97.0], atol=0.05)
+
+
+def test_out_of_fold_residuals_are_shrunk_to_the_ensembles_error() -> None:
+    """One member's residual = the ensemble's error + its own deviation from the ensemble;
+    over many rows the shrunk residuals' variance is the ensemble's (within sampling error)."""
+    rng = np.random.default_rng(0)
+    n, k, spread = 4000, 5, 0.8
+    elapsed = rng.uniform(0, 100, n)
+    ensemble_error = rng.normal(0, 1.0, n)
+    members = rng.normal(0, spread, (n, k))
+    single = ensemble_error + members[:, 0] - members.mean(axis=1)
+    shrunk = as_ensemble(single, members, np.ones(n), elapsed)
+    expected = np.sqrt(1.0 + spread**2 * (1 - 1 / k))
+    assert np.std(single) == pytest.approx(expected, rel=0.05)
+    assert np.std(shrunk) == pytest.approx(1.0, rel=0.05)
+    assert np.all(np.sign(shrunk) == np.sign(single))
+    # residuals made by the whole ensemble (or with one member) are left as they are
+    assert np.array_equal(as_ensemble(single, members, np.full(n, k), elapsed), single)
+    assert np.array_equal(as_ensemble(single, members[:, :1], np.ones(n), elapsed), single)
