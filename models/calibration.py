@@ -48,6 +48,13 @@ def smooth_rms(
     return np.sqrt((weights @ residuals**2) / weights.sum(axis=1))
 
 
+def time_grid(elapsed: FloatArray) -> tuple[FloatArray, float]:
+    """The grid (hours) a scale by elapsed time is kept on, and the kernel bandwidth."""
+    low, high = float(elapsed.min()), float(elapsed.max())
+    grid = np.linspace(low, high, GRID_POINTS) if high > low else np.array([low])
+    return grid, max(BANDWIDTH_SHARE * (high - low), 1e-6)
+
+
 def batch_factor(
     z: FloatArray, groups: npt.NDArray[np.str_], level: float = LEVEL, pooled: float | None = None
 ) -> float:
@@ -96,9 +103,7 @@ class IntervalCalibration:
         relative = np.ones(len(residuals)) if relative is None else relative[ok]
         if len(np.unique(groups)) < 2:
             raise ValueError("calibration needs out-of-fold residuals of at least two batches")
-        low, high = float(elapsed.min()), float(elapsed.max())
-        grid = np.linspace(low, high, GRID_POINTS) if high > low else np.array([low])
-        bandwidth = max(BANDWIDTH_SHARE * (high - low), 1e-6)
+        grid, bandwidth = time_grid(elapsed)
         scale = smooth_rms(elapsed, residuals / relative, grid, bandwidth)
         scale = np.maximum(scale, FLOOR_SHARE * scale.max() + 1e-12)
         calibration = cls(grid, scale, 1.0, level)

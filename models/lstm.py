@@ -33,12 +33,7 @@ import torch
 from torch import nn
 
 from models.base import FloatArray, Prediction, Samples, Task
-from models.calibration import (
-    BANDWIDTH_SHARE,
-    GRID_POINTS,
-    IntervalCalibration,
-    smooth_rms,
-)
+from models.calibration import IntervalCalibration, smooth_rms, time_grid
 from models.features import FeatureSpec
 from models.threads import torch_threads
 from models.trajectories import (
@@ -87,9 +82,7 @@ def as_ensemble(
     ok = np.isfinite(residual)
     if members.shape[1] < 2 or ok.sum() < 2:
         return residual
-    low, high = float(elapsed.min()), float(elapsed.max())
-    grid = np.linspace(low, high, GRID_POINTS) if high > low else np.array([low])
-    bandwidth = max(BANDWIDTH_SHARE * (high - low), 1e-6)
+    grid, bandwidth = time_grid(elapsed)
     spread = smooth_rms(elapsed, members.std(axis=1, ddof=1), grid, bandwidth)
     single = smooth_rms(elapsed[ok], residual[ok], grid, bandwidth)
     excess = (1.0 / np.maximum(counts, 1) - 1.0 / members.shape[1]) * np.interp(
