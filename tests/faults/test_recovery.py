@@ -5,6 +5,8 @@ answers throughout."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from mlflow import MlflowClient
 from bioprocessml.ingest.catalogue import Catalogue
 from bioprocessml.settings import Settings
 from bioprocessml.spec import DatasetSpec
+from bioprocessml.stack import processes
 from bioprocessml.stack.servers import up
 from models.registry import CHALLENGER, CHAMPION, MODEL_NAMES, PREVIOUS, alias_version
 from tests.faults.conftest import cheap_files, entries_for, kill9, put, valid_files
@@ -34,6 +37,23 @@ def crashed_and_redone(stack: Settings, deployment: str, run_id: str) -> dict[st
     return redo[0] if crashed and len(redo) == 1 else None
 
 
+def stopped_while_running(stack: Settings, deployment: str) -> list[dict[str, Any]]:
+    """Stop (SIGSTOP) the runner at a moment it holds runs of `deployment`, and return them: a
+    stopped runner can finish none, so each must be found crashed after the kill. (Picking a
+    running run and then killing let a one-second ingest end in between, under load: no crash
+    to find.)"""
+    record = processes.read_record(stack.state_dir, "runner")
+    assert record is not None
+    for _ in range(20):
+        wait_until(lambda: running(stack, deployment)[:1], 180, f"a {deployment} run")
+        os.kill(record.pid, signal.SIGSTOP)
+        held = running(stack, deployment)
+        if held:
+            return held
+        os.kill(record.pid, signal.SIGCONT)
+    raise AssertionError(f"the runner never held a {deployment} run when stopped")
+
+
 def test_runner_killed_during_ingest(
     stack: Settings, spec: DatasetSpec, tmp_path: Path, recovery_times: dict[str, float]
 ) -> None:
@@ -41,7 +61,7 @@ def test_runner_killed_during_ingest(
     names = {p.name for p in files}
     for path in files:
         put(path, stack.incoming_dir)
-    [victim] = wait_until(lambda: running(stack, "on-arrival")[:1], 180, "an ingest run")
+    victim = stopped_while_running(stack, "on-arrival")[0]
     killed = kill9(stack, "runner")
     restarted = time.monotonic()
     up(stack, ui=False)
