@@ -54,17 +54,29 @@ HARVEST_FROM = 0.1  # share of the batch where harvest training samples start
 log = logging.getLogger("accuracy")
 
 
+def cut(batch: pd.DataFrame, cuts: np.ndarray, targets: np.ndarray) -> Samples:
+    """The batch's histories up to each cut (hours), with the given targets."""
+    time_h = batch[TIME].to_numpy(dtype=float)
+    return Samples(
+        [batch[time_h <= c + 1e-9] for c in cuts], targets,
+        np.full(len(cuts), str(batch[BATCH_ID].iloc[0])), cuts,
+        (cuts - time_h[0]) / (time_h[-1] - time_h[0]),
+    )  # fmt: skip
+
+
+def true_titer(
+    batch: pd.DataFrame, truth: pd.DataFrame, target: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times and true titer of this batch (scoring only)."""
+    mine = truth[truth[BATCH_ID] == batch[BATCH_ID].iloc[0]]
+    return mine[TIME].to_numpy(float), mine[target].to_numpy(float)
+
+
 def hourly(batch: pd.DataFrame, truth: pd.DataFrame, target: str) -> Samples:
     """Histories cut every hour, each with the true titer at the cut (scoring only)."""
     time_h = batch[TIME].to_numpy(dtype=float)
     cuts = np.arange(time_h[0] + 1.0, time_h[-1] + 1e-9, 1.0)
-    mine = truth[truth[BATCH_ID] == batch[BATCH_ID].iloc[0]]
-    y = np.interp(cuts, mine[TIME].to_numpy(float), mine[target].to_numpy(float))
-    return Samples(
-        [batch[time_h <= c + 1e-9] for c in cuts], y,
-        np.full(len(cuts), str(batch[BATCH_ID].iloc[0])), cuts,
-        (cuts - time_h[0]) / (time_h[-1] - time_h[0]),
-    )  # fmt: skip
+    return cut(batch, cuts, np.interp(cuts, *true_titer(batch, truth, target)))
 
 
 def hourly_harvest(batch: pd.DataFrame, truth: pd.DataFrame, target: str) -> Samples:
@@ -78,12 +90,8 @@ def hourly_harvest(batch: pd.DataFrame, truth: pd.DataFrame, target: str) -> Sam
         np.arange(start + HARVEST_FROM * duration, time_h[-1] + 1e-9, 1.0),
         [start + h * duration for h in HORIZONS],
     )
-    mine = truth[truth[BATCH_ID] == batch[BATCH_ID].iloc[0]]
-    final = float(mine[target].iloc[-1])
-    return Samples(
-        [batch[time_h <= c + 1e-9] for c in cuts], np.full(len(cuts), final),
-        np.full(len(cuts), str(batch[BATCH_ID].iloc[0])), cuts, (cuts - start) / duration,
-    )  # fmt: skip
+    final = true_titer(batch, truth, target)[1][-1]
+    return cut(batch, cuts, np.full(len(cuts), final))
 
 
 def join(parts: list[Samples]) -> Samples:
