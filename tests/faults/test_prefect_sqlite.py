@@ -1,10 +1,12 @@
 """The Prefect server's SQLite under a concurrent commit: a read-then-write transaction of the
 stock configuration fails at once ("database is locked": the API answers 503 and its clients
-sleep 2 s or more), the stack's server (bioprocessml.stack.prefect_server) waits for the lock."""
+sleep 2 s or more), the stack's server (bioprocessml.stack.prefect_server) waits for the lock,
+and logs a transaction that held it long."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from prefect.server.database.configurations import AioSqliteConfiguration
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bioprocessml.stack import prefect_server
 from bioprocessml.stack.prefect_server import immediate_sqlite_transactions
 
 
@@ -59,3 +62,36 @@ def test_immediate_transactions_wait_for_the_lock(
     immediate_sqlite_transactions()
     immediate_sqlite_transactions()  # twice is once
     assert asyncio.run(read_then_write_beside_a_commit(tmp_path / "patched.db")) == 2
+
+
+async def hold_a_write_lock(path: Path, seconds: float) -> None:
+    """One IMMEDIATE transaction (as the stack's server begins them) that inserts, then holds
+    the lock `seconds` before committing, and a short one after it."""
+    config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{path}", timeout=10)
+    engine = await config.engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        for hold in (seconds, 0.0):
+            session = AsyncSession(engine)
+            async with config.begin_transaction(session, with_for_update=True):
+                await session.execute(sa.text("INSERT INTO t VALUES (1)"))
+                await asyncio.sleep(hold)
+            await session.close()
+    finally:
+        await engine.dispose()
+
+
+def test_a_long_held_write_lock_is_logged_with_its_first_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(prefect_server, "SLOW_LOCK_S", 0.2)
+    prefect_server.log_slow_write_locks()
+    try:
+        with caplog.at_level(logging.WARNING, logger=prefect_server.log.name):
+            asyncio.run(hold_a_write_lock(tmp_path / "held.db", 0.5))
+    finally:
+        prefect_server.log_slow_write_locks(on=False)
+    slow = [r.getMessage() for r in caplog.records if r.name == prefect_server.log.name]
+    assert len(slow) == 1, slow  # the short transaction after it is not logged
+    assert "INSERT INTO t VALUES (1)" in slow[0] and "held 0." in slow[0]
