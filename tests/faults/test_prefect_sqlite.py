@@ -95,3 +95,53 @@ def test_a_long_held_write_lock_is_logged_with_its_first_statement(
     slow = [r.getMessage() for r in caplog.records if r.name == prefect_server.log.name]
     assert len(slow) == 1, slow  # the short transaction after it is not logged
     assert "INSERT INTO t VALUES (1)" in slow[0] and "held 0." in slow[0]
+
+
+async def many_writers(path: Path, n: int) -> tuple[list[int], int, int]:
+    """`n` tasks ask for a read-then-write transaction at once: returns the order they got in,
+    the most that were inside at the same time, and the rows at the end."""
+    config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{path}", timeout=10)
+    engine = await config.engine()
+    order: list[int] = []
+    inside = most = 0
+
+    async def writer(i: int) -> None:
+        nonlocal inside, most
+        session = AsyncSession(engine)
+        async with config.begin_transaction(session):
+            inside += 1
+            most = max(most, inside)
+            order.append(i)
+            await session.execute(sa.text("SELECT count(*) FROM t"))
+            await asyncio.sleep(0.01)
+            await session.execute(sa.text("INSERT INTO t VALUES (:i)"), {"i": i})
+            inside -= 1
+        await session.close()
+
+    async def asking_in_order() -> None:
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.create_task(writer(i)))
+            await asyncio.sleep(0)  # task i asks before task i + 1
+        await asyncio.gather(*tasks)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        await asking_in_order()
+        async with engine.connect() as conn:
+            rows = int((await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one())
+        return order, most, rows
+    finally:
+        await engine.dispose()
+
+
+def test_transactions_take_turns_in_order_of_asking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        AioSqliteConfiguration, "begin_transaction", AioSqliteConfiguration.begin_transaction
+    )
+    immediate_sqlite_transactions()
+    order, most, rows = asyncio.run(many_writers(tmp_path / "turns.db", 30))
+    assert (order, most, rows) == (list(range(30)), 1, 30)
