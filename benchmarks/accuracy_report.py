@@ -41,6 +41,29 @@ a fifth of 12 batches, and the GP fitted on all 12 erred 0.67× what they said (
 out up to 20 batches: 0.84×; dev GP+assays 0.98 → 0.95). Pooled coverage sits below the
 per-batch median: the batches an online soft sensor misses, it misses at most hours.
 
+**Seeds.** The LSTM's per-batch coverage moves by up to 0.2 with nothing but its training seed
+(the table "Dev set again with other training seeds": the folds, data and code are the same),
+at the same RMSE: which members see which batches, and how 300 epochs of training settle,
+shift its calibration factor more than the band allows. It also trains differently on another
+CPU (floating-point order: the same code and seed gave LSTM 0.93 and harvest LSTM 1.00 on the
+machine of the previous run, 0.98 and 0.97 here). PLS and the exact GP do not depend on the
+seed, the hybrid hardly. A row's place inside or outside the band is therefore only meaningful
+across seeds for the LSTM.
+
+**Tried, not kept (this round).** The hybrid's folds leaving one batch out, as the GP's
+(online 0.97 → 0.84, harvest 0.92 → 0.87: its fold models err like the final one already).
+The GP's calibration folds started cold instead of from the full fit (harvest GP stays 0.84,
+fit 2.5× longer: not a leak of the full fit's hyperparameters). The `+assays` width below one
+assay spacing grown in proportion to the age (on the dev set the error 1–5 h after an assay is
+0.04–0.5 of the error 12 h after it, about ∝ age, for GP and LSTM bases; there the youngest
+hours are covered at 0.98–1.00): on the simulator's noisy assays the fixed-seed test's
+GP+assays then covered 0.54–0.79 at 3 of 5 seeds, since at a fresh assay the interval must
+still hold the lab's error, which assays one spacing apart cannot tell from the rest of the
+nugget. Ten LSTM members instead of five (each fold model sees more batches): online 0.98 →
+0.79, LSTM+assays 0.98 → 0.97, harvest 0.97 → 0.92, fit 2.5× longer. Widening the LSTM's
+interval by its members' disagreement on each history: the badly missed batches are not the
+ones the members disagree on (harvest pooled coverage 0.75 → 0.74).
+
 **Harvest forecast at every hour.** The forecasts are trained and scored at 19 cuts (10, 15, …
 100 % of the batch); the service answers at any hour. Scored at every hour from 10 % on
 ("every hour" column) the GP, LSTM and hybrid keep their coverage, PLS falls (per-batch
@@ -183,6 +206,26 @@ def cost_table(rows: list[dict[str, float]]) -> list[str]:
     return lines
 
 
+def seed_table(main: dict[str, dict[str, float]], seeds: dict[str, Any]) -> list[str]:
+    """Each dev row at every training seed: what moves with nothing but the seed."""
+    runs = {"0": main, **seeds}
+    names = " / ".join(runs)
+    lines = [
+        f"| row | RMSE g/L, seed {names} | coverage per-batch median, seed {names} |",
+        "|---|---|---|",
+    ]
+    for key in main:
+        rmse = " / ".join(_f(r[key]["rmse"], 3) for r in runs.values())
+        cover = " / ".join(_f(r[key]["batch_coverage_median"], 3) for r in runs.values())
+        lines.append(f"| {key.replace('soft_sensor/', '').replace('/', ' ')} | {rmse} | {cover} |")
+    inside = [
+        sum(0.90 <= m["batch_coverage_median"] <= 0.97 for m in r.values()) for r in runs.values()
+    ]
+    lines += ["", f"Rows in [0.90, 0.97], seed {names}: " + " / ".join(f"{n} of {len(main)}"
+                                                                  for n in inside)]  # fmt: skip
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     parts = ["# Accuracy benchmark (issue 15)", "", "`.venv/bin/python benchmarks/accuracy.py`", ""]
     for key, title in (("dev", "IndPenSim dev set: 16 normal batches, 4 folds grouped by batch"),
@@ -191,6 +234,9 @@ def markdown(results: dict[str, Any]) -> str:
             table = results[key]
             parts += [f"## {title}", "", *soft_table(table), "", *harvest_table(table), "",
                       "Checks:", *checks(table), ""]  # fmt: skip
+    if results.get("dev_seeds") and "dev" in results:
+        parts += ["## Dev set again with other training seeds (same folds)", "",
+                  *seed_table(results["dev"], results["dev_seeds"]), ""]  # fmt: skip
     if "process_change" in results:
         parts += ["## Process change (temperature shift, dev set): 3 changed batches scored", "",
                   *change_table(results["process_change"]), ""]  # fmt: skip

@@ -137,8 +137,8 @@ _LOCK_EVENTS = (("before_cursor_execute", _asked), ("after_cursor_execute", _tak
 
 def log_slow_write_locks(on: bool = True) -> None:
     """Log every `BEGIN IMMEDIATE` transaction of this process (any engine) that waited for the
-    write lock or held it for over `SLOW_LOCK_S` seconds, with its first statement; `on=False`
-    stops it."""
+    write lock or held it for over `SLOW_LOCK_S` seconds, with its first statement, and every
+    write outside a transaction that took that long; `on=False` stops it."""
     import sqlalchemy as sa
 
     for name, listener in _LOCK_EVENTS:
