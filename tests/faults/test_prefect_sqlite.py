@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,8 @@ def test_immediate_transactions_wait_for_the_lock(
 
 async def hold_a_write_lock(path: Path, seconds: float) -> None:
     """One IMMEDIATE transaction (as the stack's server begins them) that inserts, then holds
-    the lock `seconds` before committing, and a short one after it."""
+    the lock `seconds` before committing, and a short one after it; then a write outside a
+    transaction that waits `seconds` for another connection's lock."""
     config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{path}", timeout=10)
     engine = await config.engine()
     try:
@@ -78,23 +81,30 @@ async def hold_a_write_lock(path: Path, seconds: float) -> None:
                 await session.execute(sa.text("INSERT INTO t VALUES (1)"))
                 await asyncio.sleep(hold)
             await session.close()
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(seconds, other.execute, ["COMMIT"]).start()
+        async with engine.connect() as conn:  # no BEGIN: a write outside a transaction
+            await conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+        other.close()
     finally:
         await engine.dispose()
 
 
-def test_a_long_held_write_lock_is_logged_with_its_first_statement(
+def test_a_long_held_lock_and_a_slow_write_are_logged_with_their_statements(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(prefect_server, "SLOW_LOCK_S", 0.2)
     prefect_server.log_slow_write_locks()
     try:
         with caplog.at_level(logging.WARNING, logger=prefect_server.log.name):
-            asyncio.run(hold_a_write_lock(tmp_path / "held.db", 0.5))
+            asyncio.run(hold_a_write_lock(tmp_path / "held.db", 1.0))
     finally:
         prefect_server.log_slow_write_locks(on=False)
     slow = [r.getMessage() for r in caplog.records if r.name == prefect_server.log.name]
-    assert len(slow) == 1, slow  # the short transaction after it is not logged
-    assert "INSERT INTO t VALUES (1)" in slow[0] and "held 0." in slow[0]
+    assert len(slow) == 2, slow  # the short transaction after it is not logged
+    assert "then held" in slow[0] and "INSERT INTO t VALUES (1)" in slow[0]
+    assert "outside a transaction took" in slow[1] and "INSERT INTO t VALUES (2)" in slow[1]
 
 
 async def many_writers(path: Path, n: int) -> tuple[list[int], int, int]:
