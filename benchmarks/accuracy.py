@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from accuracy_report import markdown
+from accuracy_report import in_band, markdown
 from devset import NORMAL, TEMPERATURE_SHIFT, dev_features, load_folder, load_truth
 from simtruth import simulate_with_truth
 
@@ -120,7 +120,7 @@ def passing_widths(pred: Prediction, samples: Samples) -> tuple[float, float]:
     for k in np.exp(np.linspace(np.log(0.4), np.log(2.5), 93)):
         inside = (y >= np.maximum(pred.mean - k * half, floor)) & (y <= pred.mean + k * half)
         median = np.median([np.mean(inside[groups == g]) for g in np.unique(groups)])
-        if 0.90 <= median <= 0.97:
+        if in_band(median):
             passing.append(k)
     return (min(passing), max(passing)) if passing else (float("nan"), float("nan"))
 
