@@ -104,7 +104,7 @@ def _asked(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         conn.info["write_lock"] = {"asked": time.monotonic(), "first": None}
     elif (lock := conn.info.get("write_lock")) and lock["first"] is None:
         lock["first"] = _short(statement)
-    elif not conn.info.get("write_lock") and statement.lstrip().upper().startswith(WRITES):
+    elif not conn.info.get("write_lock") and statement[:16].lstrip().upper().startswith(WRITES):
         conn.info["autocommit_write"] = time.monotonic()
 
 

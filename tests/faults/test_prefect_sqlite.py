@@ -1,7 +1,7 @@
 """The Prefect server's SQLite under a concurrent commit: a read-then-write transaction of the
 stock configuration fails at once ("database is locked": the API answers 503 and its clients
 sleep 2 s or more), the stack's server (bioprocessml.stack.prefect_server) waits for the lock,
-and logs a transaction that held it long."""
+its transactions take turns in order of asking, and a long wait or hold is logged."""
 
 from __future__ import annotations
 
