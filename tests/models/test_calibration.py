@@ -3,6 +3,8 @@ whose answer is known."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,21 @@ def test_variogram_of_a_steady_drift_has_no_nugget() -> None:
     error, times, groups = assay_errors(200, noise=0.0, step=0.0, slope=0.1, seed=6)
     nugget, walk, drift = fit_variogram(error, times, groups, spacing=10.0)
     assert nugget < 0.01 * drift and walk < 0.01 * drift
+
+
+def test_band_odds_refit_counts_a_batch_drawn_twice_as_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The odds benchmark redraws training batches with replacement: the refit must see a batch
+    drawn twice as two batches (else the median over batches would shrink) and none it did
+    not draw."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the benchmark prepends its folder
+    from benchmarks.calibration_replay import _drawn
+
+    residuals, elapsed, groups = batch_residuals(3, 5, seed=0)
+    inputs = {"residuals": residuals, "elapsed": elapsed, "groups": groups, "spread": None,
+              "relative": np.arange(15.0), "level": 0.95}  # fmt: skip
+    drawn = _drawn(inputs, ["b1", "b1", "b2"])
+    assert len(set(drawn["groups"])) == 3 and len(drawn["residuals"]) == 15
+    assert not np.isin(residuals[groups == "b0"], drawn["residuals"]).any()
+    np.testing.assert_array_equal(drawn["relative"], np.r_[5:10, 5:10, 10:15])
+    assert drawn["spread"] is None and _drawn(inputs, None) is inputs
+    IntervalCalibration.fit(drawn["residuals"], drawn["elapsed"], drawn["groups"])
