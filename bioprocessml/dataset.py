@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bioprocessml.errors import BatchLoadError
-from bioprocessml.spec import DatasetSpec
-from bioprocessml.units import DATETIME, from_canonical, to_canonical
+from bioprocessml.spec import DatasetSpec, TimeSpec
+from bioprocessml.units import DATETIME, from_canonical, read_timestamps, to_canonical
 
 BATCH_ID = "batch_id"
 TIME = "time"
@@ -55,11 +55,11 @@ def to_number(values: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(text, errors="coerce")
 
 
-def _elapsed_hours(raw: pd.Series, unit: str, decimal: str) -> pd.Series:
-    if unit == DATETIME:
-        stamps = pd.to_datetime(raw, errors="coerce", utc=True)
+def _elapsed_hours(raw: pd.Series, time: TimeSpec, decimal: str) -> pd.Series:
+    if time.unit == DATETIME:
+        stamps = read_timestamps(raw, time.format)
         return (stamps - stamps.min()).dt.total_seconds() / 3600.0
-    return pd.Series(to_canonical(to_number(raw, decimal), unit), index=raw.index)
+    return pd.Series(to_canonical(to_number(raw, decimal), time.unit), index=raw.index)
 
 
 def canonical_frame(raw: pd.DataFrame, spec: DatasetSpec, batch_id: str) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def canonical_frame(raw: pd.DataFrame, spec: DatasetSpec, batch_id: str) -> pd.D
     decimal = spec.csv.decimal
     out = pd.DataFrame(index=raw.index)
     out[BATCH_ID] = batch_id
-    out[TIME] = _elapsed_hours(raw[spec.time.column], spec.time.unit, decimal)
+    out[TIME] = _elapsed_hours(raw[spec.time.column], spec.time, decimal)
     for var in spec.variables:
         if var.column in raw.columns:
             out[var.name] = to_canonical(to_number(raw[var.column], decimal), var.unit)
@@ -123,7 +123,7 @@ def to_spec_frame(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     if spec.time.unit == DATETIME:
         start = pd.Timestamp("2026-01-01T00:00:00Z")
         stamps = (start + pd.to_timedelta(frame[TIME], unit="h")).dt.round("s")
-        out[spec.time.column] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out[spec.time.column] = stamps.dt.strftime(spec.time.format or "%Y-%m-%dT%H:%M:%SZ")
     else:
         out[spec.time.column] = from_canonical(frame[TIME], spec.time.unit)
     for var in spec.variables:

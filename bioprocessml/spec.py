@@ -97,8 +97,12 @@ class VariableSpec(_Strict):
 
 
 class TimeSpec(_Strict):
+    """The time column: elapsed time in a unit of time, or timestamps (`unit: datetime`), read
+    as ISO 8601 unless `format` gives their strftime pattern (e.g. '%d.%m.%Y %H:%M')."""
+
     column: str = Field(min_length=1)
     unit: str = "h"
+    format: str | None = None
 
     @field_validator("unit")
     @classmethod
@@ -106,6 +110,16 @@ class TimeSpec(_Strict):
         if value != DATETIME and dimension_of(value) != "time":
             raise ValueError(f"time unit must be a unit of time or {DATETIME!r}, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _format_for_timestamps(self) -> TimeSpec:
+        if self.format is not None and self.unit != DATETIME:
+            raise ValueError(f"format is for timestamps (unit: {DATETIME}), not unit {self.unit!r}")
+        if self.format is not None and "%" not in self.format:
+            raise ValueError(
+                f"format must be a strftime pattern like '%d.%m.%Y %H:%M', got {self.format!r}"
+            )
+        return self
 
 
 class BatchIdSpec(_Strict):

@@ -19,10 +19,22 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pint
 
 # Time may also be given as wall-clock timestamps; the loader turns them into elapsed hours.
 DATETIME = "datetime"
+ISO8601 = "ISO8601"  # how timestamps are read unless the spec's `time.format` says otherwise
+
+
+def read_timestamps(text: pd.Series, fmt: str | None = None) -> pd.Series:
+    """Timestamps (UTC) from text: ISO 8601, or the strftime format `fmt`. Nothing is guessed:
+    pandas would infer a format from the first value, and 03.04.2026 read month-first turns
+    every later day above 12 into a gap and the rest into wrong dates; unreadable → NaT."""
+    import pandas as pd
+
+    return pd.to_datetime(text, format=fmt or ISO8601, errors="coerce", utc=True)
+
 
 # Dimension name → the unit every stage computes in. The first nine are the units the
 # pipeline has always used (models and drift references depend on them); pH, agitation and

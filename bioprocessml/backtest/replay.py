@@ -112,11 +112,19 @@ class Replay:
         return float(sum(finals) / len(finals)) if finals else None
 
     def ask(self, batch: pd.DataFrame) -> list[Answer]:
-        """The client: the batch's rows up to each cut, answered as the service answers."""
+        """The client: the batch's rows up to each cut, answered as the service answers. Rows
+        without a readable time are not sent (a plant system could not place them); a cut
+        with no rows is refused, as the service refuses an empty request."""
+        batch = batch[batch[TIME].notna()]
+        if batch.empty:
+            return [Answer(fraction=f, refused="no row has a readable time") for f in CUT_FRACTIONS]
         start, end = float(batch[TIME].iloc[0]), float(batch[TIME].iloc[-1])
         answers = []
         for fraction in CUT_FRACTIONS:
             frame = batch[batch[TIME] <= start + fraction * (end - start) + 1e-9]
+            if frame.empty:
+                answers.append(Answer(fraction=fraction, refused="no rows up to this point"))
+                continue
             try:
                 response, shadows = self.answerer.answer(self.deployment, frame, uuid.uuid4().hex)
             except Unavailable as exc:

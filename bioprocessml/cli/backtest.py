@@ -40,12 +40,12 @@ def backtest(
     timeline and a scorecard of every decision, to tune thresholds before going live."""
     from rich.progress import Progress
 
-    from bioprocessml.backtest.run import find_files, read_labels, run_backtest
+    from bioprocessml.backtest.run import find_files, run_backtest
 
     settings = Settings()
     if spec is not None:
         settings = settings.model_copy(update={"spec_path": spec})
-    total = len(find_files(source, read_labels(labels), order, pattern, labels))
+    total = len(find_files(source, {}, order, pattern, labels))  # labels are matched later
     with Progress(console=console) as bar:
         task = bar.add_task("replaying", total=total)
 

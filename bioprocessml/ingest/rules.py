@@ -91,7 +91,7 @@ FAILED = {
     "negative": "{col}: {n} negative concentration values (lowest {lowest} {unit})",
     "missing": "{col}: {n} of {rows} readings missing ({pct:.0f}%), more than the {allowed} allowed",
     "target": "{col}: no values of the target (one sample at least)",
-    "time_missing": "{col}: {n} of {rows} time values empty or unreadable",
+    "time_missing": "{col}: {n} of {rows} time values empty or unreadable{hint}",
     "time_increasing": "{col}: time goes backwards {n} time(s) (e.g. back to {examples} h after start)",
     "time_duplicates": "{col}: duplicate timestamps: {n} rows share their time with another row "
     "(e.g. {examples} h after start)",
@@ -164,6 +164,16 @@ def variable_rules(var: VariableSpec, spec: DatasetSpec, values: pd.Series) -> l
     return rules
 
 
+def timestamp_hint(spec: DatasetSpec) -> str:
+    """How timestamps are read, for a reason that says some were not."""
+    if spec.time.unit != DATETIME:
+        return ""
+    if spec.time.format:
+        return f" (read as {spec.time.format}, the spec's time.format)"
+    return (" (timestamps are read as ISO 8601, e.g. 2026-03-04T08:00:00Z; give the spec a "
+            "time.format such as '%d.%m.%Y %H:%M' for others)")  # fmt: skip
+
+
 def time_rules(spec: DatasetSpec, frame: pd.DataFrame) -> list[Rule]:
     """Time must be readable, in order, unique and long enough (all in elapsed hours); no long
     gap between online readings; offline samples inside the online readings' span."""
@@ -173,7 +183,7 @@ def time_rules(spec: DatasetSpec, frame: pd.DataFrame) -> list[Rule]:
     rules = [numeric_rule(col, spec.csv.decimal)] if spec.time.unit != DATETIME else []
     elapsed = {"column": ELAPSED}
     rules += [
-        Rule("time_missing", col, NOT_NULL, elapsed),
+        Rule("time_missing", col, NOT_NULL, elapsed, {"hint": timestamp_hint(spec)}),
         Rule("time_increasing", col, "ExpectColumnValuesToBeIncreasing", elapsed),
         Rule("time_duplicates", col, "ExpectColumnValuesToBeUnique", elapsed),
     ]

@@ -15,7 +15,7 @@ from bioprocessml.dataset import resolve_batch_id, to_number
 from bioprocessml.errors import BatchLoadError
 from bioprocessml.ingest.sniffing import Finding, sniff_file
 from bioprocessml.spec import DatasetSpec, VariableSpec
-from bioprocessml.units import DATETIME, to_canonical
+from bioprocessml.units import DATETIME, read_timestamps, to_canonical
 
 # Derived columns of the frame GX sees, next to the user's own headers.
 # Derived columns of the frame GX sees, next to the user's own headers.
@@ -68,7 +68,7 @@ def text_column(column: str) -> str:
 def elapsed_hours(values: pd.Series, spec: DatasetSpec) -> pd.Series:
     """Hours since the first reading, whatever the time unit (datetime included)."""
     if spec.time.unit == DATETIME:
-        stamps = pd.to_datetime(values, errors="coerce", utc=True)
+        stamps = read_timestamps(values, spec.time.format)
         hours = (stamps - stamps.min()).dt.total_seconds() / 3600.0
     else:
         hours = pd.Series(to_canonical(to_number(values, spec.csv.decimal), spec.time.unit))

@@ -20,7 +20,7 @@ from bioprocessml.dataset import BATCH_ID, TIME, to_number
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.events import safe_name
 from bioprocessml.spec import DatasetSpec
-from bioprocessml.units import DATETIME, get_unit, to_canonical
+from bioprocessml.units import DATETIME, get_unit, read_timestamps, to_canonical
 from models.base import FloatArray
 
 Cell = float | int | str | None
@@ -123,11 +123,14 @@ def _time(
         _unreadable(column, values, given, numbers)
         return to_canonical(numbers, spec.time.unit), None
     text = pd.Series([_as_text(v) for v in values], dtype=object)
-    stamps = pd.to_datetime(text, errors="coerce", utc=True)
+    stamps = read_timestamps(text, spec.time.format)
     bad = text.notna() & stamps.isna()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{column}: row {row}: {text.iloc[row]!r} is not a number")
+        raise InputError(
+            f"{column}: row {row}: {text.iloc[row]!r} is not a timestamp in "
+            f"{spec.time.format or 'ISO 8601 (e.g. 2026-03-04T08:00:00Z)'}"
+        )
     origin = stamps.min() if origin is None else origin
     return ((stamps - origin).dt.total_seconds() / 3600.0).to_numpy(dtype=float), origin
 

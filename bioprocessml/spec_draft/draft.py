@@ -11,18 +11,23 @@ import difflib
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.spec import FEED_DIMENSIONS, CsvFormat
 from bioprocessml.spec_draft import names as nm
 from bioprocessml.spec_draft.columns import Column, Files
-from bioprocessml.units import DATETIME, dimension_of, from_canonical, get_unit, to_canonical
+from bioprocessml.units import (
+    DATETIME,
+    dimension_of,
+    from_canonical,
+    get_unit,
+    read_timestamps,
+    to_canonical,
+)
 
 SPARSE = 0.5  # a numeric column filled in fewer rows than this share is an offline assay
 SET_POINT = 0.9  # share of unchanged steps that makes a column a held set-point
@@ -91,12 +96,35 @@ def increasing(column: Column) -> bool:
     return True
 
 
-def is_datetime(column: Column) -> bool:
-    sample = pd.concat([t.dropna().head(50) for t in column.texts])
-    with warnings.catch_warnings():  # pandas warns when it cannot infer one format
-        warnings.simplefilter("ignore", UserWarning)
-        stamps = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
-    return len(sample) > 0 and float(stamps.notna().mean()) >= 0.95
+# Day-first before month-first: where both read every value (no day above 12 anywhere), the
+# note says so; most plants outside the US write day-first.
+TIMESTAMP_FORMATS = tuple(
+    f"{date}{clock}"
+    for date in ("%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%m/%d/%Y", "%Y/%m/%d", "%d.%m.%y", "%m/%d/%y")
+    for clock in (" %H:%M:%S", " %H:%M", "")
+)
+
+
+def timestamp_format(column: Column) -> tuple[str | None, str] | None:
+    """How a text column's timestamps are written: (None, why) for ISO 8601, (strftime, why)
+    for the first of `TIMESTAMP_FORMATS` that reads every value of every file with time never
+    going backwards; None if they are not timestamps."""
+    texts = [t.dropna() for t in column.texts]
+    if not sum(len(t) for t in texts):
+        return None
+    if all(read_timestamps(t).notna().all() for t in texts):
+        return None, "ISO 8601 timestamps: hours from the first"
+    readers = []
+    for fmt in TIMESTAMP_FORMATS:
+        stamps = [read_timestamps(t, fmt) for t in texts]
+        if all(s.notna().all() and s.is_monotonic_increasing for s in stamps):
+            readers.append(fmt)
+    if not readers:
+        return None
+    why = f"timestamps written {readers[0]}: hours from the first"
+    if len(readers) > 1:
+        why += f" (every value also reads as {readers[1]}: check which)"
+    return readers[0], why
 
 
 def find_time(files: Files) -> Guess:
@@ -112,8 +140,10 @@ def find_time(files: Files) -> Guess:
             if unit is not None and dimension_of(unit) == "time":
                 return Guess({"column": header, "unit": unit}, why)
             return Guess({"column": header, "unit": "h"}, "unit not in the name: hours assumed")
-        if header in named and not column.numeric and is_datetime(column):
-            return Guess({"column": header, "unit": DATETIME}, "timestamps: hours from the first")
+        if header in named and not column.numeric and (found := timestamp_format(column)):
+            fmt, why = found
+            entry = {"column": header, "unit": DATETIME} | ({"format": fmt} if fmt else {})
+            return Guess(entry, why)
     raise BioprocessMLError(
         "no time column found: none is named like time/elapsed/hours with increasing values "
         "or timestamps in every file"
@@ -203,7 +233,7 @@ def elapsed_hours(files: Files, time: Guess) -> list[np.ndarray]:
         return [to_canonical(n, unit) for n in column.numbers]
     out = []
     for text in column.texts:
-        stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        stamps = read_timestamps(text, time.entry.get("format"))
         out.append(((stamps - stamps.min()).dt.total_seconds() / 3600.0).to_numpy(dtype=float))
     return out
 

@@ -113,6 +113,7 @@ def render(draft: d.Draft) -> str:
         "time:",
         line(f"  column: {scalar(draft.time.entry['column'])}", ""),
         line(f"  unit: {scalar(draft.time.entry['unit'])}", draft.time.note),
+        *[line(f"  format: {scalar(v)}", "") for k, v in draft.time.entry.items() if k == "format"],
         "",
         "online:" + ("" if draft.online else " []"),
         *[line(f"  - {flow(g.entry)}", g.note) for g in draft.online],

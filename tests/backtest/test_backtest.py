@@ -10,6 +10,7 @@ import mlflow
 import pytest
 
 from bioprocessml.backtest.run import find_files, run_backtest
+from bioprocessml.errors import BioprocessMLError
 from bioprocessml.settings import Settings, Thresholds, Training
 from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.simulation.simulator import SimConfig
@@ -20,10 +21,19 @@ SHORT = SimConfig(duration_h=72.0, online_interval_min=10.0)
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory, spec: DatasetSpec) -> tuple[Path, Path]:
-    """10 normal batches, a broken file, 3 batches of a new raw-material lot; labels CSV."""
+    """10 normal batches, two broken files (the second's first times unreadable: the replayed
+    client must not trip over them), 3 batches of a new raw-material lot; labels CSV."""
     root = tmp_path_factory.mktemp("history")
     normal = write_simulated(root / "a-normal", spec, 10, "normal", seed=41, cfg=SHORT)
     broken = write_simulated(root / "b-broken", spec, 1, "corrupt", seed=42, start=900, cfg=SHORT)
+    [late] = write_simulated(root / "b-broken", spec, 1, "normal", seed=44, start=901, cfg=SHORT)
+    lines = late.read_text().splitlines()
+    time_at = lines[0].split(",").index(spec.time.column)
+    for i in range(1, 6):
+        cells = lines[i].split(",")
+        cells[time_at] = "n/a"
+        lines[i] = ",".join(cells)
+    late.write_text("\n".join(lines) + "\n")
     changed = write_simulated(
         root / "c-lot-b", spec, 3, "raw-material", seed=43, start=11, cfg=SHORT
     )
@@ -39,9 +49,37 @@ def test_files_are_found_in_arrival_order_with_labels(history: tuple[Path, Path]
     from bioprocessml.backtest.run import read_labels
 
     files = find_files(root, read_labels(labels), "name", skip=labels)
-    assert [p.parent.name for p, _ in files] == ["a-normal"] * 10 + ["b-broken"] + ["c-lot-b"] * 3
-    assert [label for _, label in files][-4:] == ["", "lot B", "lot B", "lot B"]
+    assert [p.parent.name for p, _ in files] == ["a-normal"] * 10 + ["b-broken"] * 2 + [
+        "c-lot-b"
+    ] * 3
+    assert [label for _, label in files][-5:] == ["", "", "lot B", "lot B", "lot B"]
     assert files[9][0].stem == "N010"  # natural order: N002 before N010
+
+
+def test_labels_name_batches_by_their_id_when_files_are_named_otherwise(
+    history: tuple[Path, Path], tmp_path: Path, spec: DatasetSpec
+) -> None:
+    """A plant's export names files its own way (EXPORT_<id>.csv); the labels CSV's batch_id
+    is the batch id in the file, and its row order is the arrival order."""
+    from bioprocessml.backtest.run import read_labels
+
+    root, _ = history
+    normal = sorted((root / "a-normal").glob("*.csv"))[:3]
+    export = tmp_path / "export"
+    export.mkdir()
+    for path in normal:
+        (export / f"EXPORT_{path.stem}.csv").write_bytes(path.read_bytes())
+    ids = [path.stem for path in normal]  # the simulator names a file by its batch id
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"batch_id,label\n{ids[2]},lot B\n{ids[0]},normal\n{ids[1]},normal\n")
+    files = find_files(export, read_labels(labels), "labels", spec=spec)
+    assert [(p.name, label) for p, label in files] == [
+        (f"EXPORT_{ids[2]}.csv", "lot B"), (f"EXPORT_{ids[0]}.csv", "normal"),
+        (f"EXPORT_{ids[1]}.csv", "normal"),
+    ]  # fmt: skip
+    labels.write_text("batch_id,label\nX1,normal\n")
+    with pytest.raises(BioprocessMLError, match="none of the 1 labels names one of the 3 files"):
+        find_files(export, read_labels(labels), "labels", spec=spec)
 
 
 def test_backtest_scores_every_decision(history: tuple[Path, Path], tmp_path: Path) -> None:
@@ -53,8 +91,9 @@ def test_backtest_scores_every_decision(history: tuple[Path, Path], tmp_path: Pa
     )
     card = run_backtest(base, root, tmp_path / "out", labels, "name")
     batches, totals = card.batches, card.totals
-    assert [b.verdict for b in batches].count("quarantined") == 1 and totals.accepted == 13
+    assert [b.verdict for b in batches].count("quarantined") == 2 and totals.accepted == 13
     assert batches[10].verdict == "quarantined" and batches[10].reason
+    assert batches[11].verdict == "quarantined" and "time values" in batches[11].reason
     # the first model trains at the 8th batch; from the 9th on, the client got answers
     assert "bootstrap" in batches[7].decision and batches[7].retrain
     served = [b for b in batches[8:] if b.verdict == "accepted"]
@@ -97,3 +136,31 @@ def test_a_quarantined_file_judges_no_model_but_what_was_served_counts() -> None
                     answers=[Answer(fraction=0.5, response=response)])  # fmt: skip
         score = score_step(step, batch, "titer")
         assert bool(score.harvest_errors) is scored and score.harvest_lowest == 4.0
+
+
+def test_the_replayed_client_sends_only_rows_with_a_readable_time() -> None:
+    """A file whose first times are unreadable (the gate quarantines it later) is asked about
+    from its first readable time on; one with none is refused at every cut, nothing raised."""
+    import types
+
+    import pandas as pd
+
+    from bioprocessml.backtest.replay import CUT_FRACTIONS, Replay
+    from bioprocessml.serving.request import PredictResponse
+
+    asked: list[pd.DataFrame] = []
+
+    def answer(deployment: object, frame: pd.DataFrame, request_id: str) -> tuple[object, list]:
+        asked.append(frame)
+        response = PredictResponse(request_id=request_id, batch_id="B1", time_h=0.0, titer_now=None,
+                                   titer_at_harvest=None)  # fmt: skip
+        return response, []
+
+    client = types.SimpleNamespace(answerer=types.SimpleNamespace(answer=answer), deployment=None)
+    batch = pd.DataFrame({"batch_id": "B1", "time": [None, None, 0.0, 10.0, 20.0, 30.0]})
+    answers = Replay.ask(client, batch)  # type: ignore[arg-type]
+    assert [a.fraction for a in answers] == list(CUT_FRACTIONS) and len(asked) == 4
+    assert all(f["time"].notna().all() and len(f) for f in asked)
+    assert [f["time"].max() for f in asked] == [0.0, 10.0, 20.0, 30.0]
+    none = Replay.ask(client, batch.assign(time=None))  # type: ignore[arg-type]
+    assert len(asked) == 4 and all(a.refused and a.response is None for a in none)

@@ -10,6 +10,7 @@ import pytest
 
 from bioprocessml.dataset import BATCH_ID, load_batch, write_batch
 from bioprocessml.errors import BatchLoadError
+from bioprocessml.ingest.validation import validate_file
 from bioprocessml.simulation.faults import FAULTS
 from bioprocessml.simulation.generate import write_simulated
 from bioprocessml.spec import DatasetSpec
@@ -43,6 +44,26 @@ def test_datetime_time_column(
     np.testing.assert_allclose(
         load_batch(path, stamped)["time"], normal_batches[0]["time"], atol=1e-6
     )
+
+
+def test_day_first_timestamps_are_read_with_their_format_and_never_guessed(
+    tmp_path: Path, spec: DatasetSpec, normal_batches: list[pd.DataFrame]
+) -> None:
+    """03.01.2026 is the 3rd of January only if the spec says so: without `time.format` such
+    stamps are unreadable (the gate then says so) rather than silently read month-first."""
+    day_first = spec.time.model_copy(update={"unit": "datetime", "format": "%d.%m.%Y %H:%M:%S"})
+    stamped = spec.model_copy(update={"time": day_first})
+    path = write_batch(normal_batches[0], tmp_path / "b.csv", stamped)
+    assert "01.01.2026 00:05:00" in path.read_text()
+    np.testing.assert_allclose(
+        load_batch(path, stamped)["time"], normal_batches[0]["time"], atol=1e-6
+    )
+    iso_only = spec.model_copy(update={"time": day_first.model_copy(update={"format": None})})
+    assert load_batch(path, iso_only)["time"].isna().all()
+    report, _ = validate_file(path, iso_only)
+    assert "time.format" in report.summary()
+    with pytest.raises(ValueError, match="format is for timestamps"):
+        type(spec.time)(column="t", unit="h", format="%d.%m.%Y")
 
 
 @pytest.mark.parametrize(

@@ -136,3 +136,14 @@ def test_draft_errors_say_what_to_do(
     path.write_text(content)
     with pytest.raises(BioprocessMLError, match=words):
         draft_spec([path], target)
+
+
+def test_draft_finds_how_day_first_timestamps_are_written(
+    tmp_path: Path, spec: DatasetSpec
+) -> None:
+    day_first = spec.time.model_copy(update={"unit": "datetime", "format": "%d.%m.%Y %H:%M:%S"})
+    stamped = spec.model_copy(update={"time": day_first})
+    files = write_simulated(tmp_path / "stamped", stamped, 2, "normal", seed=3, cfg=TINY)
+    drafted = write_draft(tmp_path, files)
+    assert drafted.time.unit == "datetime" and drafted.time.format == "%d.%m.%Y %H:%M:%S"
+    assert load_batch(files[1], drafted)["time"].max() == pytest.approx(48.0, abs=0.2)
