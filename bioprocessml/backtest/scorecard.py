@@ -150,15 +150,16 @@ def changes_detected(scores: list[BatchScore]) -> list[ChangeDetection]:
         if not mine:
             continue
         change = ChangeDetection(label=label, first_batch=str(mine[0].batch_id))
-        after = [s for s in scores if s.order >= mine[0].order]
-        flagged = [s for s in after if s.data_drift or s.concept_alarm]
+        # only an alarm on one of its own batches detects a change: another change (or a
+        # broken batch) arriving later must not be credited to it
+        flagged = [i for i, s in enumerate(mine, 1) if s.data_drift or s.concept_alarm]
         if flagged:
-            change.flagged_at = str(flagged[0].batch_id)
-            change.delay = sum(1 for s in mine if s.order <= flagged[0].order)
-        drifted = [s for s in after if s.data_drift]
+            change.flagged_at, change.delay = str(mine[flagged[0] - 1].batch_id), flagged[0]
+        drifted = [i for i, s in enumerate(mine, 1) if s.data_drift]
         if drifted:
-            change.data_drift_at, change.columns = str(drifted[0].batch_id), drifted[0].columns
-            change.data_drift_delay = sum(1 for s in mine if s.order <= drifted[0].order)
+            first = mine[drifted[0] - 1]
+            change.data_drift_at, change.columns = str(first.batch_id), first.columns
+            change.data_drift_delay = drifted[0]
         found.append(change)
     return found
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from bioprocessml.cli import backtest, data, models, ops, stack  # ops: issue 18
 from bioprocessml.cli.app import app, err_console
 from bioprocessml.errors import BioprocessMLError
@@ -22,5 +24,5 @@ def main() -> None:
     try:
         app()
     except BioprocessMLError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)

@@ -164,3 +164,19 @@ def test_the_replayed_client_sends_only_rows_with_a_readable_time() -> None:
     assert [f["time"].max() for f in asked] == [0.0, 10.0, 20.0, 30.0]
     none = Replay.ask(client, batch.assign(time=None))  # type: ignore[arg-type]
     assert len(asked) == 4 and all(a.refused and a.response is None for a in none)
+
+
+def test_a_change_is_credited_only_with_alarms_on_its_own_batches() -> None:
+    """One broken-but-accepted batch labelled `broken`, then a pH probe offset flagged at its
+    second batch: the pH change is found at its batch 2, the broken batch is not credited
+    with the pH change's drift."""
+    from bioprocessml.backtest.scorecard import BatchScore, changes_detected
+
+    def score(order: int, label: str, drift: bool = False) -> BatchScore:
+        return BatchScore(order=order, file=f"f{order}", batch_id=f"B{order}", label=label,
+                          verdict="accepted", data_drift=drift, columns=["ph"] * drift)  # fmt: skip
+
+    scores = [score(1, "normal"), score(2, "broken"), score(3, "ph"), score(4, "ph", drift=True)]
+    broken, ph = changes_detected(scores)
+    assert (broken.label, broken.delay, broken.data_drift_delay) == ("broken", None, None)
+    assert (ph.flagged_at, ph.delay, ph.data_drift_delay, ph.columns) == ("B4", 2, 2, ["ph"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,11 +67,15 @@ def test_spec_check_ok() -> None:
             ["simulate", "--out", "x", "--spec", "bad.yaml"],
             "bad.yaml: invalid dataset spec: online[0] (temperature).unit",
         ),
+        (["spec", "check", "reversed.yaml"], "range must be [low, high] with low < high"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], words: str) -> None:
     (tmp_path / "bad.yaml").write_text(
         DEFAULT_SPEC.read_text().replace("unit: degC", "unit: Celsuis")
+    )
+    (tmp_path / "reversed.yaml").write_text(  # brackets in a message are not Rich markup
+        re.sub(r"range: \[(\S+), (\S+)\]", r"range: [\2, \1]", DEFAULT_SPEC.read_text(), count=1)
     )
     (tmp_path / "b.csv").write_text("time_h,titer\n0,\n1,2\n2,\n3,\n")
     result = run(*args, cwd=tmp_path)
