@@ -49,6 +49,17 @@ def test_inspect_keeps_long_ids_whole_when_piped(tmp_path: Path, spec: DatasetSp
     assert rows[0]["batch_id"] == LONG_ID and rows[0]["rows"] == 289
 
 
+def test_inspect_reports_an_unreadable_file_and_goes_on(tmp_path: Path, spec: DatasetSpec) -> None:
+    good = write_simulated(tmp_path, spec, 1, "normal", seed=1, cfg=TINY)[0]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = run("inspect", str(empty), str(good), "--json")
+    assert result.returncode == 1
+    bad, fine = json.loads(result.stdout)
+    assert "not a readable CSV" in bad["problem"] and fine["batch_id"] == "N001"
+    assert fine["problem"] is None
+
+
 def test_drift_history_and_rollout_status_as_table_and_json(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     save_record(reports, DriftRecord(batch_id=LONG_ID, data_drift=True, drifted_columns=["ph"]))
