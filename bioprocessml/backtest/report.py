@@ -25,6 +25,11 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _clip(text: str, width: int) -> str:
+    """A table cell's text, cut visibly (the whole text is in scorecard.json)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def timeline_markdown(batches: list[BatchScore]) -> str:
     head = ("| # | batch | label | verdict | data drift (columns) | concept | decision | retrain | "
             "rollout | champions (now/harvest) | now RMSE (naive) | now cov | harvest err 50 % "
@@ -39,12 +44,12 @@ def timeline_markdown(batches: list[BatchScore]) -> str:
         if b.data_drift and len(b.columns) > 4:
             drift += f" (+{len(b.columns) - 4})"
         champs = "/".join(b.champions.get(t) or "-" for t in ("soft_sensor", "harvest"))
-        verdict = b.verdict if b.verdict != "quarantined" else f"quarantined: {b.reason[:60]}"
+        verdict = b.verdict if b.verdict != "quarantined" else f"quarantined: {_clip(b.reason, 90)}"
         cov = f"{b.harvest_covered}/{b.harvest_answers}" if b.harvest_answers else "-"
         lines.append(
             f"| {b.order} | {b.batch_id or b.file} | {b.label} | {verdict} | {drift} | "
-            f"{'alarm' if b.concept_alarm else _f(b.error_ratio, 2)} | {b.decision[:70]} | "
-            f"{b.retrain} | {'; '.join(r[:60] for r in b.rollout)} | {champs} | "
+            f"{'alarm' if b.concept_alarm else _f(b.error_ratio, 2)} | {_clip(b.decision, 70)} | "
+            f"{b.retrain} | {'; '.join(_clip(r, 60) for r in b.rollout)} | {champs} | "
             f"{_f(b.now_rmse)} ({_f(b.now_naive_rmse)}) | {_f(b.now_coverage, 2)} | "
             f"{_f(b.harvest_errors.get('50%'))} ({_f(b.harvest_naive_error)}) | {cov} |"
         )

@@ -19,6 +19,7 @@ from bioprocessml.backtest.replay import Step
 from bioprocessml.dataset import TIME
 from bioprocessml.serving.prediction_log import truth_at
 from bioprocessml.serving.rollout_store import all_rollouts, evidence_of, transitions
+from models.retraining import GateOutcome
 
 NORMAL = "normal"
 WINDOW = 3  # batches over which a champion is compared with the naive forecast
@@ -118,14 +119,20 @@ def answer_scores(step: Step, batch: pd.DataFrame, target: str, score: BatchScor
             score.end_agrees = harvest.lower <= now_answer.mean <= harvest.upper
 
 
+def retrain_text(outcome: GateOutcome) -> str:
+    """What a retraining decided for one task; a rejection says why (the gate's reason)."""
+    version = f" v{outcome.version}" if outcome.version else ""
+    text = f"{outcome.task}: {outcome.decision}{version} ({outcome.candidate})"
+    return f"{text}: {outcome.reason}" if outcome.decision in ("rejected", "retired") else text
+
+
 def score_step(step: Step, batch: pd.DataFrame | None, target: str) -> BatchScore:
     record = step.record
     score = BatchScore(
         order=step.order, file=step.file, batch_id=step.batch_id, label=step.label,
         verdict=step.verdict, reason=step.reasons[0] if step.reasons else "",
         decision=decision_text(step), champions=step.champions, rollout=step.rollout,
-        retrain="; ".join(f"{o.task}: {o.decision}{f' v{o.version}' if o.version else ''}"
-                          f" ({o.candidate})" for o in step.retrain),
+        retrain="; ".join(retrain_text(o) for o in step.retrain),
     )  # fmt: skip
     if record is not None:
         score.warming_up = bool(record.details.get("warming_up", not record.report))

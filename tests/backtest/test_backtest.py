@@ -180,3 +180,15 @@ def test_a_change_is_credited_only_with_alarms_on_its_own_batches() -> None:
     broken, ph = changes_detected(scores)
     assert (broken.label, broken.delay, broken.data_drift_delay) == ("broken", None, None)
     assert (ph.flagged_at, ph.delay, ph.data_drift_delay, ph.columns) == ("B4", 2, 2, ["ph"])
+
+
+def test_a_rejected_retraining_says_why_in_the_scorecard() -> None:
+    from bioprocessml.backtest.scorecard import retrain_text
+    from models.retraining import GateOutcome
+
+    why = "RMSE 0.7075 does not beat champion's 0.3357 by the margin 5% (needs < 0.3189)"
+    rejected = GateOutcome(task="soft_sensor", decision="rejected", candidate="gp", reason=why)
+    assert retrain_text(rejected) == f"soft_sensor: rejected (gp): {why}"
+    crowned = GateOutcome(task="harvest", decision="champion", candidate="gp", reason="no champion",
+                          version="1")  # fmt: skip
+    assert retrain_text(crowned) == "harvest: champion v1 (gp)"
