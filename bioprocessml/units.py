@@ -107,6 +107,13 @@ ALIASES = {
     "lpm": "L/min",
     "Lph": "L/h",
     "lph": "L/h",
+    # gas flows at normal/standard conditions: read as the volume flow they are written in
+    "Nm3/h": "m**3 / hour",
+    "Nm3/min": "m**3 / minute",
+    "NL/min": "liter / minute",
+    "Nl/min": "liter / minute",
+    "slpm": "liter / minute",
+    "sccm": "milliliter / minute",
 }
 
 # Offered as suggestions for a unit that does not parse (with the aliases and canonical units).

@@ -25,6 +25,8 @@ SUFFIXES = {
     "kpa": "kPa", "psi": "psi", "cp": "cP", "mpas": "mPa*s", "ph": "pH", "od600": "OD600",
     "h": "h", "hr": "h", "hrs": "h", "hours": "h", "min": "min", "s": "s", "sec": "s", "d": "d",
     "days": "d", "mv": "mV", "ms_cm": "mS/cm", "us_cm": "uS/cm", "1_h": "1/h", "per_h": "1/h",
+    "lh": "L/h", "lmin": "L/min", "mlh": "mL/h", "mlmin": "mL/min", "m3h": "m3/h",
+    "m3min": "m3/min", "nm3h": "Nm3/h", "nm3_h": "Nm3/h", "kgh": "kg/h",
 }  # fmt: skip
 # When the header names no unit: what its meaning suggests (a weaker guess, said so).
 MEANINGS = [

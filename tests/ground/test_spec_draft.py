@@ -27,7 +27,8 @@ from tests.conftest import TINY
      ("viscosity_cp", "cP", "viscosity"), ("generated_heat_kj", "kJ", "generated_heat"),
      ("vessel_weight_kg", "kg", "vessel_weight"), ("back_pressure_bar", "bar", "back_pressure"),
      ("feed_Lph", "L/h", "feed"), ("biomass_gL", "g/L", "biomass"), ("pH", "pH", "ph"),
-     ("Elapsed [min]", "min", "elapsed")],
+     ("Elapsed [min]", "min", "elapsed"), ("SugarFeed_Lmin", "L/min", "sugarfeed"),
+     ("Air_m3h", "m3/h", "air"), ("Air_Nm3h", "Nm3/h", "air")],
 )  # fmt: skip
 def test_unit_and_name_from_header(header: str, unit: str, name: str) -> None:
     found, reason, used = unit_from_header(header)
