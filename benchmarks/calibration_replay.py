@@ -234,7 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["record", "replay", "odds"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/calibration-replay.pkl"))
-    parser.add_argument("--replicates", type=int, default=200, help="draws for `odds`")
+    parser.add_argument("--replicates", type=int, default=400, help="draws for `odds`")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("models.gp", "models.lstm", "accuracy"):

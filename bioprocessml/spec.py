@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -115,10 +116,17 @@ class TimeSpec(_Strict):
     def _format_for_timestamps(self) -> TimeSpec:
         if self.format is not None and self.unit != DATETIME:
             raise ValueError(f"format is for timestamps (unit: {DATETIME}), not unit {self.unit!r}")
-        if self.format is not None and "%" not in self.format:
-            raise ValueError(
-                f"format must be a strftime pattern like '%d.%m.%Y %H:%M', got {self.format!r}"
-            )
+        if self.format is not None:
+            moment = datetime(2026, 11, 23, 13, 45)  # a day above 12, an afternoon
+            try:
+                back = datetime.strptime(moment.strftime(self.format), self.format)
+            except ValueError as exc:
+                raise ValueError(f"format {self.format!r} cannot be read back: {exc}") from None
+            if back != moment:
+                raise ValueError(
+                    f"format {self.format!r} must hold the date and the time of day (as in "
+                    f"'%d.%m.%Y %H:%M'): it reads {moment:%Y-%m-%d %H:%M} back as {back}"
+                )
         return self
 
 

@@ -24,16 +24,50 @@ if TYPE_CHECKING:
 
 # Time may also be given as wall-clock timestamps; the loader turns them into elapsed hours.
 DATETIME = "datetime"
-ISO8601 = "ISO8601"  # how timestamps are read unless the spec's `time.format` says otherwise
+ISO8601 = "ISO8601"
+# Patterns tried for timestamps that are not ISO 8601 (time of day required: a date alone
+# cannot order a batch's readings).
+TIMESTAMP_FORMATS = tuple(
+    f"{date} {clock}"
+    for date in ("%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%m/%d/%Y", "%m-%d-%Y", "%d.%m.%y", "%d/%m/%y",
+                 "%m/%d/%y", "%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%d-%b-%y")
+    for clock in ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f", "%I:%M:%S %p", "%I:%M %p")
+)  # fmt: skip
+
+
+def timestamp_readings(text: pd.Series) -> dict[str, pd.Series]:
+    """Every reading of these stamps that reads all of them: ISO 8601 alone if it does, else
+    each pattern of `TIMESTAMP_FORMATS` that does (03.04.2026 reads day- and month-first)."""
+    import pandas as pd
+
+    given = text.dropna().str.strip()
+    if given.empty:
+        return {}
+    iso = pd.to_datetime(given, format=ISO8601, errors="coerce", utc=True)
+    if iso.notna().all():
+        return {ISO8601: iso}
+    sample = given.head(50)
+    fits = [f for f in TIMESTAMP_FORMATS
+            if pd.to_datetime(sample, format=f, errors="coerce", utc=True).notna().all()]  # fmt: skip
+    readings = {f: pd.to_datetime(given, format=f, errors="coerce", utc=True) for f in fits}
+    return {f: r for f, r in readings.items() if r.notna().all()}
 
 
 def read_timestamps(text: pd.Series, fmt: str | None = None) -> pd.Series:
-    """Timestamps (UTC) from text: ISO 8601, or the strftime format `fmt`. Nothing is guessed:
-    pandas would infer a format from the first value, and 03.04.2026 read month-first turns
-    every later day above 12 into a gap and the rest into wrong dates; unreadable → NaT."""
+    """Timestamps (UTC) from text, unreadable → NaT: by the strftime pattern `fmt` if given,
+    else as ISO 8601 or as the one pattern that reads every stamp. Stamps two patterns read
+    differently (03.04.2026 with no day above 12: March or April?) are all unreadable, never
+    guessed: pandas guesses month-first from the first stamp, which turned day-first files
+    into wrong dates and gaps without a word."""
     import pandas as pd
 
-    return pd.to_datetime(text, format=fmt or ISO8601, errors="coerce", utc=True)
+    clean = text.str.strip() if text.dtype == object else text
+    if fmt:
+        return pd.to_datetime(clean, format=fmt, errors="coerce", utc=True)
+    readings = list(timestamp_readings(clean).values())
+    if readings and all(r.equals(readings[0]) for r in readings[1:]):
+        return readings[0].reindex(clean.index)
+    return pd.to_datetime(clean, format=ISO8601, errors="coerce", utc=True)
 
 
 # Dimension name → the unit every stage computes in. The first nine are the units the
@@ -109,6 +143,7 @@ ALIASES = {
     "lph": "L/h",
     # gas flows at normal/standard conditions: read as the volume flow they are written in
     "Nm3/h": "m**3 / hour",
+    "Nm³/h": "m**3 / hour",
     "Nm3/min": "m**3 / minute",
     "NL/min": "liter / minute",
     "Nl/min": "liter / minute",

@@ -50,7 +50,7 @@ def label_keys(path: Path, spec: DatasetSpec | None) -> list[str]:
         return keys
     try:
         return [resolve_batch_id(read_raw(path, spec), path, spec), *keys]
-    except BioprocessMLError:
+    except (BioprocessMLError, OSError):  # the gate will say why the file cannot be read
         return keys
 
 
@@ -73,7 +73,10 @@ def find_files(
     if not files:
         raise BioprocessMLError(f"{source}: no batch files matching {pattern!r}")
     rank = {key: i for i, key in enumerate(labels)}
-    matched = {p: next((k for k in label_keys(p, spec) if k in labels), None) for p in files}
+    matched = {
+        p: next((k for k in label_keys(p, spec) if k in labels), None) if labels else None
+        for p in files
+    }
     if labels and not any(matched.values()):
         raise BioprocessMLError(
             f"none of the {len(labels)} labels names one of the {len(files)} files: a label's "

@@ -55,8 +55,8 @@ class BatchScore(BaseModel):
 class ChangeDetection(BaseModel):
     label: str
     first_batch: str
-    flagged_at: str | None = None  # the first drift alarm (data or concept) from the change on
-    delay: int | None = None  # 1 = flagged on the first batch of the change
+    flagged_at: str | None = None  # the first drift alarm (data or concept) on its own batches
+    delay: int | None = None  # 1 = flagged on its first accepted batch
     data_drift_at: str | None = None
     data_drift_delay: int | None = None
     columns: list[str] = []  # the columns the first data-drift alarm named

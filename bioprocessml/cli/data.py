@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,39 +69,42 @@ def inspect(
     as_json: JsonOption = False,
 ) -> None:
     """Load batch files through the dataset spec and summarise them; a file that cannot be
-    read gets its reason in the table and the exit code 1, after every other file."""
+    read, or has unreadable times, gets its problem in the table and the exit code 1, after
+    every other file."""
     from bioprocessml.dataset import BATCH_ID, TIME, load_batch
 
     dataset = load_spec(spec)
     if missing := [str(p) for p in files if not p.is_file()]:
         raise BioprocessMLError(f"{', '.join(missing)}: file not found")
+    end = f"{dataset.target} at end ({dataset.variable(dataset.target).canonical_unit})"
+    columns = {"file": "file", "batch_id": "batch", "rows": "rows", "hours": "hours",
+               "target_at_end": end, "missing_online": "missing cells (online)",
+               "problem": "problem"}  # fmt: skip
     rows: list[dict[str, Any]] = []
     for path in files:
         try:
             frame = load_batch(path, dataset)
         except BioprocessMLError as exc:
-            rows.append({"file": path.name, "problem": str(exc).removeprefix(f"{path.name}: ")})
+            problem = str(exc).removeprefix(f"{path.name}: ")
+            rows.append(dict.fromkeys(columns) | {"file": path.name, "problem": problem})
             continue
         target = frame[dataset.target].dropna()
         online = frame[[v.name for v in dataset.online]]
         unreadable = int(frame[TIME].isna().sum())
+        span = float(frame[TIME].max() - frame[TIME].min())
         rows.append({
             "file": path.name, "batch_id": str(frame[BATCH_ID].iloc[0]), "rows": len(frame),
-            "hours": round(float(frame[TIME].max() - frame[TIME].min()), 3),
+            "hours": round(span, 3) if math.isfinite(span) else None,
             "target_at_end": float(target.iloc[-1]) if len(target) else None,
             "missing_online": round(float(online.isna().mean().mean()), 4),
             "problem": f"{unreadable} time values unreadable" if unreadable else None,
         })  # fmt: skip
-    end = f"{dataset.target} at end ({dataset.variable(dataset.target).canonical_unit})"
-    columns = {"file": "file", "batch_id": "batch", "rows": "rows", "hours": "hours",
-               "target_at_end": end, "missing_online": "missing cells (online)",
-               "problem": "problem"}  # fmt: skip
     formats = {
         "hours": lambda v: "-" if v is None else f"{v:.1f}",
         "missing_online": lambda v: "-" if v is None else f"{v:.1%}",
     }
     show_rows(rows, columns, as_json=as_json, formats=formats)
-    if any("batch_id" not in row for row in rows):
+    if any(row["problem"] for row in rows):
         raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bioprocessml.cli.app import (
     JsonOption,
@@ -97,7 +98,7 @@ def rollback(
             console.print(roll_back(settings, name, f"manual: {reason}"))
             done += 1
         except RolloutError as exc:
-            console.print(f"{exc}: skipped")
+            console.print(f"{escape(str(exc))}: skipped")
     if not done:
         raise BioprocessMLError("nothing to roll back: no active rollout, no previous champion")
 

@@ -127,10 +127,11 @@ def _time(
     bad = text.notna() & stamps.isna()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{column}: row {row}: {text.iloc[row]!r} is not a timestamp in "
-            f"{spec.time.format or 'ISO 8601 (e.g. 2026-03-04T08:00:00Z)'}"
+        how = spec.time.format or (
+            "ISO 8601 (e.g. 2026-03-04T08:00:00Z) or one unambiguous pattern (the spec's "
+            "time.format can name it)"
         )
+        raise InputError(f"{column}: row {row}: {text.iloc[row]!r} is not a timestamp in {how}")
     origin = stamps.min() if origin is None else origin
     return ((stamps - origin).dt.total_seconds() / 3600.0).to_numpy(dtype=float), origin
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bioprocessml.errors import BioprocessMLError
 from bioprocessml.spec import FEED_DIMENSIONS, CsvFormat
@@ -22,10 +23,13 @@ from bioprocessml.spec_draft import names as nm
 from bioprocessml.spec_draft.columns import Column, Files
 from bioprocessml.units import (
     DATETIME,
+    ISO8601,
+    TIMESTAMP_FORMATS,
     dimension_of,
     from_canonical,
     get_unit,
     read_timestamps,
+    timestamp_readings,
     to_canonical,
 )
 
@@ -96,35 +100,33 @@ def increasing(column: Column) -> bool:
     return True
 
 
-# Day-first before month-first: where both read every value (no day above 12 anywhere), the
-# note says so; most plants outside the US write day-first.
-TIMESTAMP_FORMATS = tuple(
-    f"{date}{clock}"
-    for date in ("%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%m/%d/%Y", "%Y/%m/%d", "%d.%m.%y", "%m/%d/%y")
-    for clock in (" %H:%M:%S", " %H:%M", "")
-)
+def largest_step_s(stamps: pd.Series) -> float:
+    steps = stamps.diff().dropna()
+    return float(steps.max().total_seconds()) if len(steps) else 0.0
 
 
 def timestamp_format(column: Column) -> tuple[str | None, str] | None:
-    """How a text column's timestamps are written: (None, why) for ISO 8601, (strftime, why)
-    for the first of `TIMESTAMP_FORMATS` that reads every value of every file with time never
-    going backwards; None if they are not timestamps."""
+    """How a text column's timestamps are written: (None, why) for ISO 8601, (pattern, why)
+    for a pattern that reads every stamp of every file strictly in order; None if they are not
+    timestamps. Where several do (no day above 12 anywhere), the one whose largest step
+    between readings is smallest: read the wrong way, a batch crossing midnight jumps a month."""
     texts = [t.dropna() for t in column.texts]
-    if not sum(len(t) for t in texts):
+    readings = [timestamp_readings(t) for t in texts if len(t)]
+    if not readings:
         return None
-    if all(read_timestamps(t).notna().all() for t in texts):
+    if all(ISO8601 in r for r in readings):
         return None, "ISO 8601 timestamps: hours from the first"
-    readers = []
-    for fmt in TIMESTAMP_FORMATS:
-        stamps = [read_timestamps(t, fmt) for t in texts]
-        if all(s.notna().all() and s.is_monotonic_increasing for s in stamps):
-            readers.append(fmt)
-    if not readers:
+    fits = [f for f in TIMESTAMP_FORMATS
+            if all(f in r and r[f].is_monotonic_increasing and r[f].is_unique for r in readings)]  # fmt: skip
+    if not fits:
         return None
-    why = f"timestamps written {readers[0]}: hours from the first"
-    if len(readers) > 1:
-        why += f" (every value also reads as {readers[1]}: check which)"
-    return readers[0], why
+    steps = {f: max(largest_step_s(r[f]) for r in readings) for f in fits}
+    fits.sort(key=steps.__getitem__)
+    why = f"timestamps written {fits[0]}: hours from the first"
+    others = [f for f in fits[1:] if steps[f] != steps[fits[0]]]
+    if others:
+        why += f" (they also read as {others[0]}, with longer steps: check)"
+    return fits[0], why
 
 
 def find_time(files: Files) -> Guess:

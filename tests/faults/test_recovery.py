@@ -83,7 +83,7 @@ def test_runner_killed_during_ingest(
         ends = {r["id"]: r["state_type"] for r in flow_runs(stack, "on-arrival")}
         redos = [crashed_and_redone(stack, "on-arrival", r["id"]) for r in held]
         ended = all(
-            redo or ends[r["id"]] == "COMPLETED" for r, redo in zip(held, redos, strict=True)
+            redo or ends.get(r["id"]) == "COMPLETED" for r, redo in zip(held, redos, strict=True)
         )
         return [redo for redo in redos if redo] if ended else None
 

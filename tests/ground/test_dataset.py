@@ -49,12 +49,12 @@ def test_datetime_time_column(
 def test_day_first_timestamps_are_read_with_their_format_and_never_guessed(
     tmp_path: Path, spec: DatasetSpec, normal_batches: list[pd.DataFrame]
 ) -> None:
-    """03.01.2026 is the 3rd of January only if the spec says so: without `time.format` such
-    stamps are unreadable (the gate then says so) rather than silently read month-first."""
-    day_first = spec.time.model_copy(update={"unit": "datetime", "format": "%d.%m.%Y %H:%M:%S"})
+    """03/01/2026 is the 3rd of January only if the spec says so: without `time.format`, stamps
+    that read both ways are unreadable (the gate says so) rather than silently month-first."""
+    day_first = spec.time.model_copy(update={"unit": "datetime", "format": "%d/%m/%Y %H:%M:%S"})
     stamped = spec.model_copy(update={"time": day_first})
     path = write_batch(normal_batches[0], tmp_path / "b.csv", stamped)
-    assert "01.01.2026 00:05:00" in path.read_text()
+    assert "01/01/2026 00:05:00" in path.read_text()
     np.testing.assert_allclose(
         load_batch(path, stamped)["time"], normal_batches[0]["time"], atol=1e-6
     )

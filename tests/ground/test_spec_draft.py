@@ -148,3 +148,24 @@ def test_draft_finds_how_day_first_timestamps_are_written(
     drafted = write_draft(tmp_path, files)
     assert drafted.time.unit == "datetime" and drafted.time.format == "%d.%m.%Y %H:%M:%S"
     assert load_batch(files[1], drafted)["time"].max() == pytest.approx(48.0, abs=0.2)
+
+
+def test_draft_reads_ambiguous_us_stamps_by_the_shorter_steps(tmp_path: Path) -> None:
+    """1-5 March with no day above 12: day-first would also read every stamp, in order, but a
+    batch crossing midnight would jump a month; the draft takes month-first and says so."""
+    import pandas as pd
+
+    stamps = pd.date_range("2026-03-01 20:00", "2026-03-05 20:00", freq="2h")
+    titer = ["" if i % 6 else f"{i / 10:.1f}" for i in range(len(stamps))]
+    files = []
+    for k in range(2):
+        lines = ["Batch,Time,Temp_C,Titer_gL"]
+        lines += [f"B{k},{t:%m/%d/%Y %H:%M},{30 + i % 3},{titer[i]}" for i, t in enumerate(stamps)]
+        files.append(tmp_path / f"B{k}.csv")
+        files[-1].write_text("\n".join(lines) + "\n")
+    drafted = write_draft(tmp_path, files, target="Titer_gL")
+    assert drafted.time.format == "%m/%d/%Y %H:%M"
+    assert "also read as %d/%m/%Y %H:%M" in draft_spec(files, "Titer_gL")
+    assert load_batch(files[0], drafted)["time"].max() == pytest.approx(96.0)
+    with pytest.raises(ValueError, match="must hold the date and the time of day"):
+        drafted.time.model_validate({"column": "Time", "unit": "datetime", "format": "%d.%m.%Y"})

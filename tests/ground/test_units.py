@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bioprocessml.units import (
@@ -10,6 +11,7 @@ from bioprocessml.units import (
     dimension_of,
     from_canonical,
     get_unit,
+    read_timestamps,
     to_canonical,
 )
 
@@ -104,3 +106,26 @@ def test_unknown_unit_suggests_the_closest_known_one(unit: str, words: str) -> N
     with pytest.raises(ValueError) as info:
         get_unit(unit)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "first", "second"),
+    [(["2026-03-04 08:00:00", "2026-03-04T09:30:00Z"], "2026-03-04 08:00", "2026-03-04 09:30"),
+     (["03/14/2026 08:00", "03/15/2026 09:00"], "2026-03-14 08:00", "2026-03-15 09:00"),
+     (["3/14/2026 8:00:00 AM", "3/14/2026 1:00:00 PM"], "2026-03-14 08:00", "2026-03-14 13:00"),
+     (["14-Mar-2026 08:00:00", "15-Mar-2026 09:00:00"], "2026-03-14 08:00", "2026-03-15 09:00"),
+     ([" 14.03.2026 08:00", "15.03.2026 09:00 "], "2026-03-14 08:00", "2026-03-15 09:00")],
+)  # fmt: skip
+def test_timestamps_read_as_iso_or_one_unambiguous_pattern(
+    stamps: list[str], first: str, second: str
+) -> None:
+    read = read_timestamps(pd.Series(stamps, dtype=object))
+    assert [t.strftime("%Y-%m-%d %H:%M") for t in read] == [first, second]
+
+
+def test_timestamps_two_patterns_read_differently_are_never_guessed() -> None:
+    """03/01 is 1 March to a US plant, 3 January elsewhere: unreadable until the spec says."""
+    stamps = pd.Series(["03/01/2026 08:00", "03/02/2026 09:00"], dtype=object)
+    assert read_timestamps(stamps).isna().all()
+    us = read_timestamps(stamps, "%m/%d/%Y %H:%M")
+    assert [t.strftime("%d %b") for t in us] == ["01 Mar", "02 Mar"]
