@@ -95,9 +95,12 @@ jobs (upper bounds).
 """
 
 
-def in_band(coverage: float) -> bool:
-    """The band a batch-calibrated 95 % interval's per-batch median coverage is asked to hit."""
-    return 0.90 <= coverage <= 0.97
+BAND = (0.90, 0.97)  # where a batch-calibrated 95 % interval's per-batch median coverage should be
+
+
+def in_band(coverage: Any) -> Any:
+    """Whether coverage (a number, or elementwise an array) is inside `BAND`."""
+    return (coverage >= BAND[0]) & (coverage <= BAND[1])
 
 
 def _f(value: float, digits: int = 2) -> str:

@@ -39,6 +39,7 @@ from rich.progress import track
 sys.path.insert(0, str(Path(__file__).parent))
 
 import accuracy
+from accuracy_report import BAND, in_band
 from devset import NORMAL, dev_features, load_folder, load_truth
 from simtruth import simulate_with_truth
 
@@ -152,7 +153,7 @@ def replay(out: Path) -> None:
         inside = 0
         for key, folds in rows.items():
             s = score(folds)
-            ok = 0.90 <= s["median"] <= 0.97
+            ok = bool(in_band(s["median"]))
             inside += ok
             print(f"{name:4s} {key:26s} median {s['median']:.3f} pooled {s['pooled']:.3f} "
                   f"width {s['width']:.3f} {'ok' if ok else 'OUT'}")  # fmt: skip
@@ -170,7 +171,7 @@ def odds(out: Path, replicates: int, seed: int = 0) -> None:
     batches of the same kind, each scored as its own fold scored it)."""
     saved = pickle.loads(out.read_bytes())
     rng = np.random.default_rng(seed)
-    results: dict[str, Any] = {"replicates": replicates, "band": [0.90, 0.97]}
+    results: dict[str, Any] = {"replicates": replicates, "band": list(BAND)}
     for name, rows in saved.items():
         batches = training_batches(next(iter(rows.values())))
         held_out = sorted(score(next(iter(rows.values())))["per_batch"])
@@ -201,10 +202,6 @@ def odds(out: Path, replicates: int, seed: int = 0) -> None:
     target = Path(__file__).parent / "results" / "band_odds.json"
     target.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {target}")
-
-
-def in_band(coverage: np.ndarray) -> np.ndarray:
-    return (coverage >= 0.90) & (coverage <= 0.97)
 
 
 def odds_table(name: str, result: dict[str, Any]) -> str:
