@@ -99,7 +99,8 @@ class VariableSpec(_Strict):
 
 class TimeSpec(_Strict):
     """The time column: elapsed time in a unit of time, or timestamps (`unit: datetime`), read
-    as ISO 8601 unless `format` gives their strftime pattern (e.g. '%d.%m.%Y %H:%M')."""
+    by `format`, their strftime pattern (e.g. '%d.%m.%Y %H:%M'), if given, else as
+    `units.read_timestamps` says (ISO 8601 or one unambiguous common pattern)."""
 
     column: str = Field(min_length=1)
     unit: str = "h"

@@ -170,8 +170,9 @@ def timestamp_hint(spec: DatasetSpec) -> str:
         return ""
     if spec.time.format:
         return f" (read as {spec.time.format}, the spec's time.format)"
-    return (" (timestamps are read as ISO 8601, e.g. 2026-03-04T08:00:00Z; give the spec a "
-            "time.format such as '%d.%m.%Y %H:%M' for others)")  # fmt: skip
+    return (" (timestamps are read as ISO 8601, e.g. 2026-03-04T08:00:00Z, or by the one common "
+            "pattern that reads them all; give the spec a time.format such as '%d/%m/%Y %H:%M' "
+            "when two patterns read them differently)")  # fmt: skip
 
 
 def time_rules(spec: DatasetSpec, frame: pd.DataFrame) -> list[Rule]:
